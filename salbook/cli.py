@@ -1,0 +1,80 @@
+"""The ``salbook`` command: run chapters, build the book, compare recorded numbers.
+
+    salbook run [--profile P] [NOTEBOOK ...] [-p KEY VALUE ...]
+    salbook build [--profile P] [--strict]
+    salbook regress [--profile P] [--update]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import runner
+from .book import PROFILES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="salbook", description=__doc__.split("\n")[0])
+    p.add_argument("--root", type=Path, default=None, help="the book's checkout (default: found from cwd)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="execute chapters with papermill")
+    r.add_argument("--profile", choices=PROFILES, default="book")
+    r.add_argument("notebooks", nargs="*", type=Path, help="chapter sources (default: all, in order)")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="override a parameter, e.g. -p seed 1 -p dataset salicon -p data_root /data/salicon")
+    r.add_argument("--out", default=None, help="name of the records/executed folder (default: the profile)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    b = sub.add_parser("build", help="build the HTML book from the executed notebooks")
+    b.add_argument("--profile", choices=PROFILES, default="book")
+    b.add_argument("--strict", action="store_true", help="warnings are errors (-W -n --keep-going)")
+    b.add_argument("--out", default=None, help="executed folder to build from (default: the profile)")
+
+    g = sub.add_parser("regress", help="compare recorded numbers with tests/baselines/<profile>.json")
+    g.add_argument("--profile", choices=PROFILES, default="smoke")
+    g.add_argument("--baseline", type=Path, default=None)
+    g.add_argument("--out", default=None, help="records folder to compare (default: the profile)")
+    g.add_argument("--update", action="store_true", help="write the current numbers as the baseline")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root = runner.find_root(args.root)
+    try:
+        if args.command == "run":
+            nbs = [n.resolve() for n in args.notebooks] or None
+            for n in nbs or []:
+                if not n.is_file():
+                    raise FileNotFoundError(f"no such notebook: {n}")
+            runner.run_all(root, args.profile, nbs, runner.parse_parameters(args.parameter),
+                           args.out, progress=not args.no_progress)
+        elif args.command == "build":
+            index = runner.build_book(root, args.profile, strict=args.strict, out_name=args.out)
+            print(f"book built: {index}")
+        elif args.command == "regress":
+            path = args.baseline or root / "tests" / "baselines" / f"{args.profile}.json"
+            now = runner.load_records(root, args.profile, args.out)
+            if args.update:
+                runner.write_baseline(path, now, args.profile)
+                print(f"wrote {len(now)} numbers to {path}")
+                return 0
+            report = runner.compare(runner.load_baseline(path), now)
+            print(report.table())
+            bad = [r for r in report.rows if r.status != "ok"]
+            print(f"\n{len(report.rows) - len(bad)} ok, {len(bad)} failed against {path}")
+            return 0 if report.ok else 1
+    except runner.NotebookFailed as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""Execute the chapters with papermill, build the book from the executed copies, compare numbers.
+
+Layout of the build folder (never committed)::
+
+    _build/executed/<profile>/<stem>.ipynb   executed notebooks, with outputs
+    _build/records/<profile>/<stem>.json     numbers each notebook recorded + run facts
+    _build/records/<profile>/_run.json       wall time of each notebook in the last run
+    _build/site/                             the book's sources with the executed notebooks
+    _build/html/                             the built book
+
+Papermill is the only executor; Jupyter Book's own execution is off (``_config.yml``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .book import PROFILES, RECORD_ENV
+from .utils import atomic_write_text
+
+__all__ = [
+    "find_root",
+    "discover_notebooks",
+    "read_notebook",
+    "NotebookFailed",
+    "run_notebook",
+    "run_all",
+    "build_book",
+    "compare",
+    "load_records",
+    "load_baseline",
+    "write_baseline",
+]
+
+NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
+REQUIRED_PARAMETERS = ("profile", "dataset", "data_root", "device", "seed")
+VERSIONED_PACKAGES = ("salbook", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pysodmetrics", "papermill")
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook cell raised; the message names the notebook, the cell and the error."""
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """The book's root: the nearest folder at or above ``start`` (default: cwd) with ``_config.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"no book found at or above {here}: expected a folder with _config.yml and notebooks/. "
+        "Run salbook from the checkout of the book (or pass --root)."
+    )
+
+
+def discover_notebooks(root: Path) -> list[Path]:
+    """The chapter sources ``notebooks/NN_*.py``, in order."""
+    return sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
+
+
+def read_notebook(path: Path) -> "nbformat.NotebookNode":  # noqa: F821
+    """Read a jupytext source and check the book's conventions (exactly one ``parameters`` cell
+    holding at least :data:`REQUIRED_PARAMETERS`)."""
+    import jupytext
+
+    nb = jupytext.read(path)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    source = nb.cells[tagged[0]].source
+    missing = [p for p in REQUIRED_PARAMETERS if not any(line.split("=")[0].strip() == p for line in source.splitlines())]
+    if missing:
+        raise ValueError(f"{path.name}: the parameters cell must define {', '.join(missing)}")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _describe_failure(err: Exception, nb_path: Path, executed: Path) -> str:
+    """Name the notebook and the failing cell (its number among code cells and first line)."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(executed, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    number = cell.get("execution_count")
+                    first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+                    return (
+                        f"{nb_path.name}: cell [{number}] failed ({first.strip()[:80]!r}): "
+                        f"{out.get('ename')}: {out.get('evalue')}\nexecuted copy with the traceback: {executed}"
+                    )
+    except Exception:  # pragma: no cover - fall back to papermill's own message
+        pass
+    return f"{nb_path.name}: execution failed: {err}"
+
+
+def run_notebook(
+    nb_path: Path,
+    profile: str,
+    root: Path,
+    parameters: dict[str, Any] | None = None,
+    out_name: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Execute one chapter with papermill; return its record (numbers + run facts).
+
+    ``parameters`` override the notebook's parameters cell (``profile`` is always set).
+    Raises :class:`NotebookFailed` naming the notebook and the cell when a cell raises.
+    """
+    import nbformat
+    import papermill
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    tag = out_name or profile
+    build = root / "_build"
+    src_ipynb = build / "sources" / f"{nb_path.stem}.ipynb"
+    executed = build / "executed" / tag / f"{nb_path.stem}.ipynb"
+    record_file = build / "records" / tag / f"{nb_path.stem}.json"
+    for p in (src_ipynb, executed, record_file):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    nb = read_notebook(nb_path)
+    atomic_write_text(src_ipynb, nbformat.writes(nb))
+    params = {"profile": profile, **(parameters or {})}
+    defaults = {k: v["default"] for k, v in papermill.inspect_notebook(str(src_ipynb)).items()}
+    partial = record_file.with_suffix(".partial.json")
+    partial.unlink(missing_ok=True)
+    env_before = os.environ.get(RECORD_ENV)
+    os.environ[RECORD_ENV] = str(partial)
+    # Inside the kernel, progress bars would end up in the book's pages: off unless asked for.
+    os.environ.setdefault("SALBOOK_PROGRESS", "0")
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(src_ipynb),
+            str(executed),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(nb_path.parent),
+            progress_bar=progress and sys.stderr.isatty(),
+            log_output=False,
+        )
+    except Exception as err:
+        raise NotebookFailed(_describe_failure(err, nb_path, executed)) from None
+    finally:
+        if env_before is None:
+            os.environ.pop(RECORD_ENV, None)
+        else:
+            os.environ[RECORD_ENV] = env_before
+    wall = time.perf_counter() - start
+    recorded = json.loads(partial.read_text()) if partial.exists() else {"metrics": {}, "meta": {}}
+    partial.unlink(missing_ok=True)
+    resolved = {k: _literal(v) for k, v in defaults.items()}
+    resolved.update(params)
+    rec = {
+        "notebook": nb_path.name,
+        "profile": profile,
+        "parameters": resolved,
+        "seed": resolved.get("seed"),
+        "device": recorded["meta"].get("device", resolved.get("device")),
+        "meta": recorded["meta"],
+        "versions": _versions(),
+        "wall_time_s": round(wall, 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "metrics": recorded["metrics"],
+    }
+    atomic_write_text(record_file, json.dumps(rec, indent=2, sort_keys=True))
+    return rec
+
+
+def _literal(text: Any) -> Any:
+    """papermill's inspect gives defaults as source text; turn the simple ones into values."""
+    import ast
+
+    if not isinstance(text, str):
+        return text
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def run_all(
+    root: Path,
+    profile: str,
+    notebooks: Sequence[Path] | None = None,
+    parameters: dict[str, Any] | None = None,
+    out_name: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Execute ``notebooks`` (default: every chapter) in order; write ``_run.json`` with wall times."""
+    paths = list(notebooks) if notebooks else discover_notebooks(root)
+    if not paths:
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} in {root / 'notebooks'}")
+    results = []
+    total = time.perf_counter()
+    for i, path in enumerate(paths, 1):
+        print(f"[{i}/{len(paths)}] {path.name} (profile {profile}) ...", flush=True)
+        rec = run_notebook(path, profile, root, parameters, out_name, progress)
+        print(f"[{i}/{len(paths)}] {path.name} done in {rec['wall_time_s']:.1f} s, "
+              f"{len(rec['metrics'])} numbers recorded", flush=True)
+        results.append(rec)
+    summary = {
+        "profile": profile,
+        "notebooks": {r["notebook"]: r["wall_time_s"] for r in results},
+        "total_s": round(time.perf_counter() - total, 2),
+    }
+    run_file = root / "_build" / "records" / (out_name or profile) / "_run.json"
+    if not notebooks:  # only a full run states the book's total
+        atomic_write_text(run_file, json.dumps(summary, indent=2))
+    print(f"executed {len(results)} notebook(s) in {summary['total_s']:.1f} s", flush=True)
+    return results
+
+
+# ----------------------------------------------------------------------------- the book
+
+def _toc_files(root: Path) -> list[str]:
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = [toc["root"]]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return files
+
+
+def build_book(root: Path, profile: str, strict: bool = False, out_name: str | None = None) -> Path:
+    """Stage the book's sources with the executed notebooks of ``profile`` and run Jupyter Book.
+
+    Returns the path of ``_build/html/index.html``. ``strict`` turns warnings into errors
+    (``-W -n --keep-going``). Every notebook listed in ``_toc.yml`` must have been executed.
+    """
+    build = root / "_build"
+    site = build / "site"
+    executed = build / "executed" / (out_name or profile)
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, site / name)
+    shutil.copytree(root / "book", site / "book")
+    missing = []
+    for entry in _toc_files(root):
+        if not entry.startswith("notebooks/"):
+            continue
+        stem = Path(entry).name
+        src = executed / f"{stem}.ipynb"
+        if not src.exists():
+            missing.append(stem)
+            continue
+        (site / "notebooks").mkdir(exist_ok=True)
+        shutil.copy2(src, site / "notebooks" / f"{stem}.ipynb")
+    if missing:
+        raise FileNotFoundError(
+            f"no executed notebook for {', '.join(missing)} under {executed}; "
+            f"run `salbook run --profile {profile}` first"
+        )
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--path-output", str(root)]
+    if strict:
+        cmd += ["--warningiserror", "--nitpick", "--keep-going"]
+    print("building the book:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}); see the log above")
+    index = build / "html" / "index.html"
+    if not index.exists():
+        raise RuntimeError(f"jupyter-book finished but {index} is missing")
+    return index
+
+
+# ----------------------------------------------------------------------------- regression
+
+@dataclass
+class Comparison:
+    """One row of a regression table."""
+
+    metric: str
+    baseline: float | None
+    now: float | None
+    tol: float
+    status: str
+
+    def as_row(self) -> list[str]:
+        fmt = lambda v: "—" if v is None else f"{v:.4g}"  # noqa: E731
+        return [self.metric, fmt(self.baseline), fmt(self.now), f"{self.tol:.3g}", self.status]
+
+
+@dataclass
+class RegressionReport:
+    rows: list[Comparison] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.rows) and bool(self.rows)
+
+    def table(self) -> str:
+        header = ["metric", "baseline", "now", "tolerance", "status"]
+        body = [r.as_row() for r in self.rows]
+        widths = [max(len(x) for x in col) for col in zip(header, *body)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+        return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def load_records(root: Path, profile: str, out_name: str | None = None) -> dict[str, dict[str, Any]]:
+    """All numbers recorded by the last run of ``profile`` (key → {value, tol, rel, notebook})."""
+    folder = root / "_build" / "records" / (out_name or profile)
+    files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("_") and ".partial" not in p.name)
+    if not files:
+        raise FileNotFoundError(f"no records in {folder}; run `salbook run --profile {profile}` first")
+    out: dict[str, dict[str, Any]] = {}
+    for f in files:
+        rec = json.loads(f.read_text())
+        for key, m in rec["metrics"].items():
+            out[key] = {**m, "notebook": rec["notebook"]}
+    return out
+
+
+def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        raise FileNotFoundError(f"no baseline at {path}; create it with `salbook regress --update`")
+    return json.loads(path.read_text())["metrics"]
+
+
+def compare(baseline: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]]) -> RegressionReport:
+    """Compare recorded numbers with the baseline.
+
+    A number fails when it moved by more than ``max(tol, rel * |baseline|)`` (both taken from the
+    baseline), is missing from the run, has no baseline, or is NaN.
+    """
+    report = RegressionReport()
+    for key in sorted(set(baseline) | set(now)):
+        b, n = baseline.get(key), now.get(key)
+        bv = None if b is None else b.get("value")
+        nv = None if n is None else n.get("value")
+        spec = b or n or {}
+        tol = max(float(spec.get("tol", 0.0)), float(spec.get("rel", 0.0)) * abs(bv or 0.0))
+        if b is None:
+            status = "NO BASELINE"
+        elif n is None:
+            status = "MISSING"
+        elif nv is None or bv is None or (isinstance(nv, float) and math.isnan(nv)):
+            status = "NAN"
+        elif abs(nv - bv) > tol + 1e-12:
+            status = "DRIFT"
+        else:
+            status = "ok"
+        report.rows.append(Comparison(key, bv, nv, tol, status))
+    return report
+
+
+def write_baseline(path: Path, now: dict[str, dict[str, Any]], profile: str) -> None:
+    """Write the current numbers as the baseline of ``profile`` (values and their tolerances)."""
+    metrics = {k: {kk: vv for kk, vv in v.items() if kk in ("value", "tol", "rel", "notebook")} for k, v in now.items()}
+    payload = {"profile": profile, "written": time.strftime("%Y-%m-%d"), "versions": _versions(), "metrics": metrics}
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def parse_parameters(pairs: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """``-p KEY VALUE`` pairs → values, read as YAML scalars like papermill does (``1`` → int)."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in pairs}
