@@ -3,11 +3,13 @@
     salbook run [--profile P] [NOTEBOOK ...] [-p KEY VALUE ...]
     salbook build [--profile P] [--strict]
     salbook regress [--profile P] [--update]
+    salbook spread [--profile P] --seeds 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--baseline", type=Path, default=None)
     g.add_argument("--out", default=None, help="records folder to compare (default: the profile)")
     g.add_argument("--update", action="store_true", help="write the current numbers as the baseline")
+
+    s = sub.add_parser("spread", help="re-run with other seeds; measure each number's seed-to-seed range")
+    s.add_argument("--profile", choices=PROFILES, default="smoke")
+    s.add_argument("--seeds", type=int, nargs="+", required=True)
+    s.add_argument("notebooks", nargs="*", type=Path)
+    s.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -59,14 +67,24 @@ def main(argv: list[str] | None = None) -> int:
             path = args.baseline or root / "tests" / "baselines" / f"{args.profile}.json"
             now = runner.load_records(root, args.profile, args.out)
             if args.update:
-                runner.write_baseline(path, now, args.profile)
-                print(f"wrote {len(now)} numbers to {path}")
+                spread_file = root / "_build" / "records" / (args.out or args.profile) / "_spread.json"
+                spread = json.loads(spread_file.read_text())["metrics"] if spread_file.exists() else None
+                runner.write_baseline(path, now, args.profile, spread)
+                how = f"tolerances widened to the seed range in {spread_file}" if spread else "declared tolerances"
+                print(f"wrote {len(now)} numbers to {path} ({how})")
                 return 0
             report = runner.compare(runner.load_baseline(path), now)
             print(report.table())
             bad = [r for r in report.rows if r.status != "ok"]
             print(f"\n{len(report.rows) - len(bad)} ok, {len(bad)} failed against {path}")
             return 0 if report.ok else 1
+        elif args.command == "spread":
+            nbs = [n.resolve() for n in args.notebooks] or None
+            spread = runner.measure_spread(root, args.profile, args.seeds, nbs, progress=not args.no_progress)
+            print(f"{'metric':40s} {'range':>10s} {'std':>10s}  values")
+            for key, m in sorted(spread.items()):
+                vals = ", ".join(f"{v:.4g}" for v in m["values"])
+                print(f"{key:40s} {m['range']:10.4g} {m['std']:10.4g}  {vals}")
     except runner.NotebookFailed as err:
         print(f"\nERROR: {err}", file=sys.stderr)
         return 1

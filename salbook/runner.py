@@ -41,6 +41,7 @@ __all__ = [
     "load_records",
     "load_baseline",
     "write_baseline",
+    "measure_spread",
 ]
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
@@ -382,10 +383,58 @@ def compare(baseline: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]])
     return report
 
 
-def write_baseline(path: Path, now: dict[str, dict[str, Any]], profile: str) -> None:
-    """Write the current numbers as the baseline of ``profile`` (values and their tolerances)."""
-    metrics = {k: {kk: vv for kk, vv in v.items() if kk in ("value", "tol", "rel", "notebook")} for k, v in now.items()}
-    payload = {"profile": profile, "written": time.strftime("%Y-%m-%d"), "versions": _versions(), "metrics": metrics}
+def measure_spread(root: Path, profile: str, seeds: Sequence[int], notebooks: Sequence[Path] | None = None,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """Re-run the chapters of ``profile`` with other ``seeds`` and measure each number's spread.
+
+    The runs go to ``_build/records/<profile>-seed<k>/``; together with the main run (its own seed)
+    they give, per number, the values, their range (max - min) and standard deviation. The result is
+    saved to ``_build/records/<profile>/_spread.json``, where ``regress --update`` reads it.
+    """
+    import statistics
+
+    main = load_records(root, profile)
+    runs = {"main": main}
+    for seed in seeds:
+        name = f"{profile}-seed{seed}"
+        run_all(root, profile, notebooks, {"seed": seed}, out_name=name, progress=progress)
+        runs[name] = load_records(root, profile, name)
+    spread: dict[str, dict[str, Any]] = {}
+    for key in main:
+        values = [r[key]["value"] for r in runs.values() if key in r and r[key].get("value") is not None]
+        if len(values) < 2:
+            continue
+        spread[key] = {
+            "values": values,
+            "range": max(values) - min(values),
+            "std": statistics.stdev(values),
+            "runs": len(values),
+        }
+    atomic_write_text(root / "_build" / "records" / profile / "_spread.json",
+                      json.dumps({"seeds": list(seeds), "metrics": spread}, indent=2, sort_keys=True))
+    return spread
+
+
+def write_baseline(path: Path, now: dict[str, dict[str, Any]], profile: str,
+                   spread: dict[str, dict[str, Any]] | None = None) -> None:
+    """Write the current numbers as the baseline of ``profile``.
+
+    Each number's tolerance is the larger of the tolerance the chapter declared and, when a spread
+    measurement is given (:func:`measure_spread`), the range of the number across seeds: a change
+    smaller than what re-seeding alone does is not called a drift. The baseline keeps both, so the
+    origin of every tolerance can be read off the file.
+    """
+    metrics: dict[str, dict[str, Any]] = {}
+    for key, v in now.items():
+        entry = {kk: vv for kk, vv in v.items() if kk in ("value", "tol", "rel", "notebook")}
+        entry["declared_tol"] = entry["tol"]
+        if spread and key in spread:
+            entry["seed_range"] = round(spread[key]["range"], 6)
+            entry["tol"] = max(entry["tol"], entry["seed_range"])
+        metrics[key] = entry
+    payload = {"profile": profile, "written": time.strftime("%Y-%m-%d"), "versions": _versions(),
+               "tolerance_rule": "tol = max(declared tol, range across seeds measured by `salbook spread`)",
+               "metrics": metrics}
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 

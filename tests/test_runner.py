@@ -157,3 +157,15 @@ def test_cli_regress_fails_on_drift_and_shows_it(tmp_path: Path, capsys: pytest.
 def test_parse_parameters_reads_yaml_scalars() -> None:
     assert runner.parse_parameters([["seed", "1"], ["data_root", "/data/x"], ["lr", "0.1"], ["x", "null"]]) == {
         "seed": 1, "data_root": "/data/x", "lr": 0.1, "x": None}
+
+
+def test_baseline_tolerance_is_widened_to_the_seed_range(tmp_path: Path) -> None:
+    now = {"a": {**_rec(0.5, tol=0.01), "notebook": "00_x.py"}, "b": {**_rec(0.2, tol=0.05), "notebook": "00_x.py"}}
+    spread = {"a": {"range": 0.04, "std": 0.02, "values": [0.5, 0.54], "runs": 2},
+              "b": {"range": 0.01, "std": 0.005, "values": [0.2, 0.21], "runs": 2}}
+    path = tmp_path / "smoke.json"
+    runner.write_baseline(path, now, "smoke", spread)
+    data = json.loads(path.read_text())["metrics"]
+    assert data["a"]["tol"] == 0.04 and data["a"]["declared_tol"] == 0.01 and data["a"]["seed_range"] == 0.04
+    assert data["b"]["tol"] == 0.05
+    assert runner.compare(data, {"a": _rec(0.535)}).rows[0].status == "ok"
