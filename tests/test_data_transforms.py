@@ -1,0 +1,125 @@
+"""Transforms, collate and seeded loaders, checked against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from salbook.data import collate, make_loader
+from salbook.data.transforms import (
+    Compose,
+    Normalize,
+    RandomHorizontalFlip,
+    Resize,
+    hflip_sample,
+    rescale_fixations,
+    resize_sample,
+)
+
+
+def _sample(h=4, w=6):
+    img = torch.arange(3 * h * w, dtype=torch.float32).reshape(3, h, w) / (3 * h * w)
+    dens = torch.rand(h, w, generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(h, w)
+    mask[1:3, 0:2] = 1
+    return {
+        "image": img,
+        "fixations": torch.tensor([[0, 0], [3, 5], [1, 2]]),
+        "observers": torch.tensor([0, 1, 1]),
+        "fixation_map": dens / dens.max(),
+        "density": dens / dens.sum(),
+        "mask": mask,
+        "label": 3,
+        "name": "a",
+    }
+
+
+def test_rescale_fixations_hand_values():
+    fix = np.array([[0, 0], [3, 3], [1, 2]])
+    np.testing.assert_array_equal(rescale_fixations(fix, (4, 4), (2, 2)).numpy(), [[0, 0], [1, 1], [0, 1]])
+    # up-scaling 4 -> 8: floor((p + 0.5) * 2) = 2p + 1
+    np.testing.assert_array_equal(rescale_fixations(fix, (4, 4), (8, 8)).numpy(), [[1, 1], [7, 7], [3, 5]])
+    # non-square, different factors per axis: row 479 of 480 -> 47 of 48; col 0 of 640 -> 0 of 64
+    np.testing.assert_array_equal(rescale_fixations([[479, 0], [240, 639]], (480, 640), (48, 64)).numpy(), [[47, 0], [24, 63]])
+    assert rescale_fixations(np.zeros((0, 2)), (4, 4), (2, 2)).shape == (0, 2)
+
+
+def test_resize_sample_keeps_conventions():
+    s = resize_sample(_sample(), size=(8, 12), target_size=(2, 3))
+    assert s["image"].shape == (3, 8, 12)
+    assert s["density"].shape == (2, 3) and abs(float(s["density"].sum()) - 1) < 1e-6
+    assert abs(float(s["fixation_map"].max()) - 1) < 1e-6
+    assert set(torch.unique(s["mask"]).tolist()) <= {0.0, 1.0}
+    np.testing.assert_array_equal(s["fixations"].numpy(), [[0, 0], [1, 2], [0, 1]])
+    assert torch.equal(s["observers"], torch.tensor([0, 1, 1])) and s["label"] == 3
+    # nearest-neighbour mask at an exact factor 2: output pixel i reads source pixel 2i + 1, so
+    # rows 1, 3 and cols 1, 3, 5 of the mask (ones at rows 1-2, cols 0-1)
+    np.testing.assert_array_equal(s["mask"].numpy(), [[1, 0, 0], [0, 0, 0]])
+    # the same size is a no-op for the image
+    same = Resize((4, 6))(_sample())
+    assert torch.equal(same["image"], _sample()["image"])
+
+
+def test_hflip_hand_values_and_involution():
+    s = _sample()
+    f = hflip_sample(s)
+    assert torch.equal(f["image"][:, :, 0], s["image"][:, :, -1])
+    np.testing.assert_array_equal(f["fixations"].numpy(), [[0, 5], [3, 0], [1, 3]])
+    assert torch.equal(f["mask"][:, 4:], s["mask"][:, :2].flip(-1))
+    ff = hflip_sample(f)
+    for k in ("image", "fixations", "density", "mask", "fixation_map"):
+        assert torch.equal(ff[k], s[k])
+
+
+def test_normalize_hand_values():
+    s = {"image": torch.full((3, 2, 2), 0.5)}
+    out = Normalize()(s)["image"]
+    np.testing.assert_allclose(out[:, 0, 0].numpy(), [(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (0.5 - 0.406) / 0.225], rtol=1e-6)
+
+
+def test_random_flip_is_seeded():
+    s = _sample()
+    decisions = []
+    for _ in range(2):
+        t = Compose([RandomHorizontalFlip(0.5, seed=7)])
+        decisions.append([not torch.equal(t(s)["image"], s["image"]) for _ in range(20)])
+    assert decisions[0] == decisions[1]
+    assert 0 < sum(decisions[0]) < 20
+    with pytest.raises(ValueError):
+        RandomHorizontalFlip(1.5)
+
+
+def test_collate_variable_fixations():
+    a, b = _sample(), _sample()
+    b["fixations"] = torch.tensor([[2, 2]])
+    b["observers"] = torch.tensor([4])
+    batch = collate([a, b])
+    assert batch["image"].shape == (2, 3, 4, 6) and batch["density"].shape == (2, 4, 6)
+    assert isinstance(batch["fixations"], list) and [len(f) for f in batch["fixations"]] == [3, 1]
+    assert batch["label"].dtype == torch.long and batch["label"].tolist() == [3, 3]
+    assert batch["name"] == ["a", "a"]
+    del b["mask"]
+    with pytest.raises(ValueError, match="different fields"):
+        collate([a, b])
+
+
+class _Tiny(torch.utils.data.Dataset):
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, i):
+        return {"image": torch.full((1, 2, 2), float(i)), "label": i, "noise": torch.rand(1)}
+
+
+def test_make_loader_is_reproducible():
+    def run(workers):
+        loader = make_loader(_Tiny(), batch_size=4, shuffle=True, seed=5, num_workers=workers)
+        return [(b["label"].tolist(), b["noise"].flatten().tolist()) for b in loader]
+
+    first, second = run(0), run(0)
+    assert [l for l, _ in first] == [l for l, _ in second]  # same shuffled order
+    assert sorted(sum((l for l, _ in first), [])) == list(range(12))
+    w1, w2 = run(2), run(2)  # worker RNGs seeded from the loader's seed: same random draws too
+    assert w1 == w2
+    assert [l for l, _ in w1] == [l for l, _ in first]
