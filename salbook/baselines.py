@@ -40,6 +40,7 @@ from salbook.metrics.fixation import (
     fixation_map_from_points,
     score_image,
 )
+from salbook.maps import mit_sigma
 from salbook.utils import progress_enabled
 
 __all__ = ["Uniform", "CenterBias", "TrueDensity", "inter_observer", "mit_sigma"]
@@ -196,11 +197,6 @@ class TrueDensity(nn.Module):
         if isinstance(d, (list, tuple)):
             d = torch.stack([torch.as_tensor(x) for x in d])
         return torch.as_tensor(d, dtype=torch.float32)
-
-
-def mit_sigma(width: int) -> float:
-    """MIT's fixation-map blur scaled to a map ``width``: 24 px per 1024 px (≈ 1 degree)."""
-    return 24.0 * width / 1024.0
 
 
 def _observer_splits(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from salbook.data import CATEGORIES, DATASETS, SyntheticSaliency, load
-from salbook.data.synthetic import fixation_map_from_fixations, fixation_sigma
+from salbook.maps import fixation_map_from_points, mit_sigma
 
 SMALL = (48, 64)
 
@@ -127,8 +127,8 @@ def test_fixation_map_is_mit_blur_of_fixations():
     np.add.at(counts, (s["fixations"][:, 0].numpy(), s["fixations"][:, 1].numpy()), 1)
     ref = gaussian_filter(counts, sigma=24 / 1024 * SMALL[1], mode="constant")
     np.testing.assert_allclose(s["fixation_map"].numpy(), ref / ref.max(), atol=1e-5)
-    assert fixation_sigma(1024) == 24.0
-    assert np.all(fixation_map_from_fixations(np.zeros((0, 2)), (4, 5)) == 0)
+    assert mit_sigma(1024) == 24.0
+    assert np.all(fixation_map_from_points(np.zeros((0, 2)), (4, 5)).numpy() == 0)
 
 
 def test_fixations_follow_the_true_density():

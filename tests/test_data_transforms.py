@@ -36,12 +36,12 @@ def _sample(h=4, w=6):
 
 
 def test_rescale_fixations_hand_values():
-    fix = np.array([[0, 0], [3, 3], [1, 2]])
+    fix = torch.tensor([[0, 0], [3, 3], [1, 2]])
     np.testing.assert_array_equal(rescale_fixations(fix, (4, 4), (2, 2)).numpy(), [[0, 0], [1, 1], [0, 1]])
     # up-scaling 4 -> 8: floor((p + 0.5) * 2) = 2p + 1
     np.testing.assert_array_equal(rescale_fixations(fix, (4, 4), (8, 8)).numpy(), [[1, 1], [7, 7], [3, 5]])
     # non-square, different factors per axis: row 479 of 480 -> 47 of 48; col 0 of 640 -> 0 of 64
-    np.testing.assert_array_equal(rescale_fixations([[479, 0], [240, 639]], (480, 640), (48, 64)).numpy(), [[47, 0], [24, 63]])
+    np.testing.assert_array_equal(rescale_fixations(torch.tensor([[479, 0], [240, 639]]), (480, 640), (48, 64)).numpy(), [[47, 0], [24, 63]])
     assert rescale_fixations(np.zeros((0, 2)), (4, 4), (2, 2)).shape == (0, 2)
 
 

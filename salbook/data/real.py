@@ -31,10 +31,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .synthetic import fixation_map_from_fixations
+from ..maps import fixation_map_from_points, resize_tensor
 from .transforms import (
     RandomHorizontalFlip,
-    _resize_2d,
     normalize_image,
     rescale_fixations,
 )
@@ -238,25 +237,23 @@ class FolderDataset(torch.utils.data.Dataset):
         rec = self.records[index]
         img = _read_pil(rec.image, "RGB")
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
-        sample: dict[str, Any] = {"image": _resize_2d(image, self.size, "bilinear").clamp_(0.0, 1.0)}
+        sample: dict[str, Any] = {"image": resize_tensor(image, self.size, "bilinear").clamp_(0.0, 1.0)}
         if self.has_fixations:
             fix, grid, obs = self._read_fixations(rec)
-            fix_t = rescale_fixations(fix, grid, self.target_size)
+            fix_t = torch.from_numpy(rescale_fixations(np.asarray(fix, dtype=np.int64).reshape(-1, 2), grid, self.target_size))
             sample["fixations"] = fix_t
             if obs is not None:
                 sample["observers"] = torch.as_tensor(obs, dtype=torch.long)
             if rec.fixation_map is not None:
                 fmap = torch.from_numpy(_read_pil(rec.fixation_map, "L").astype(np.float32) / 255.0)
-                fmap = _resize_2d(fmap, self.target_size, "bilinear").clamp_(min=0.0)
+                fmap = resize_tensor(fmap, self.target_size, "bilinear").clamp_(min=0.0)
                 peak = float(fmap.max())
                 sample["fixation_map"] = fmap / peak if peak > 0 else fmap
             else:
-                sample["fixation_map"] = torch.from_numpy(
-                    fixation_map_from_fixations(fix_t.numpy(), self.target_size)
-                )
+                sample["fixation_map"] = fixation_map_from_points(fix_t, self.target_size)
         if rec.mask is not None:
             m = torch.from_numpy((_read_pil(rec.mask, "L") > 128).astype(np.float32))
-            sample["mask"] = (_resize_2d(m, self.target_size, "nearest") >= 0.5).float()
+            sample["mask"] = (resize_tensor(m, self.target_size, "nearest") >= 0.5).float()
         if rec.label is not None:
             sample["label"] = int(rec.label)
         sample["name"] = rec.name
@@ -605,7 +602,7 @@ class MNIST(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         img = torch.from_numpy(self.images[index].astype(np.float32) / 255.0)[None]
         if self.size != tuple(img.shape[-2:]):
-            img = _resize_2d(img, self.size, "bilinear").clamp_(0.0, 1.0)
+            img = resize_tensor(img, self.size, "bilinear").clamp_(0.0, 1.0)
         if self.normalize:
             img = normalize_image(img, self.MEAN, self.STD)
         if self.channels == 3:

@@ -71,6 +71,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..maps import fixation_map_from_points, mit_sigma
 from ..utils import atomic_open, cache_dir, progress_enabled, stable_hash
 from .transforms import RandomHorizontalFlip, normalize_image
 
@@ -83,8 +84,6 @@ __all__ = [
     "Scene",
     "SyntheticSaliency",
     "generate_scene",
-    "fixation_map_from_fixations",
-    "fixation_sigma",
 ]
 
 GENERATOR_VERSION = 1
@@ -161,56 +160,6 @@ class Scene:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def fixation_sigma(width: int) -> float:
-    """Gaussian sigma (pixels) of the fixation-map blur for a map ``width`` pixels wide.
-
-    MIT convention: about one degree of visual angle, 24 px for a 1024 px wide image, scaled
-    with the width: ``sigma = 24 / 1024 * width``.
-    """
-    return 24.0 / 1024.0 * float(width)
-
-
-def _blur_kernel_matrix(positions: np.ndarray, n: int, sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """K×n rows: the discrete Gaussian kernel (scipy's: truncated at ``truncate`` sigma, weights
-    normalised to sum 1 before truncation by the border) centred on each integer position."""
-    radius = int(truncate * sigma + 0.5)
-    taps = np.arange(-radius, radius + 1)
-    norm = np.exp(-0.5 * (taps / sigma) ** 2).sum()
-    d = np.arange(n)[None, :] - positions[:, None]
-    k = np.exp(-0.5 * (d / sigma) ** 2) / norm
-    k[np.abs(d) > radius] = 0.0
-    return k
-
-
-def fixation_map_from_fixations(fixations: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Continuous fixation map h×w (float32, max 1; all zeros if there is no fixation).
-
-    Counts of (row, col) fixations blurred with a Gaussian of sigma :func:`fixation_sigma` (w),
-    zero padding outside the image, kernel truncated at 4 sigma; the same numbers as
-    ``scipy.ndimage.gaussian_filter(counts, sigma, mode="constant")`` (and as
-    ``salbook.metrics.fixation_map_from_points(..., normalize="max")``), computed as a
-    sum of separable kernels (one small matrix product, fast for a few hundred fixations).
-    """
-    h, w = int(shape[0]), int(shape[1])
-    fix = np.asarray(fixations, dtype=np.int64).reshape(-1, 2)
-    if len(fix) == 0:
-        return np.zeros((h, w), dtype=np.float32)
-    if fix.min() < 0 or fix[:, 0].max() >= h or fix[:, 1].max() >= w:
-        raise ValueError(f"fixations outside the {h}×{w} map: rows/cols must be in [0, h) × [0, w)")
-    sigma = fixation_sigma(w)
-    if sigma < 0.3:  # too narrow to matter: plain counts
-        fmap = np.zeros((h, w))
-        np.add.at(fmap, (fix[:, 0], fix[:, 1]), 1.0)
-    else:
-        ky = _blur_kernel_matrix(fix[:, 0], h, sigma)
-        kx = _blur_kernel_matrix(fix[:, 1], w, sigma)
-        fmap = ky.T @ kx
-    peak = fmap.max()
-    if peak > 0:
-        fmap /= peak
-    return fmap.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -720,7 +669,7 @@ class SyntheticSaliency(torch.utils.data.Dataset):
 
     def fixation_sigma(self, width: int) -> float:
         """Blur (pixels) of this dataset's fixation maps for a map ``width`` wide (24/1024 of it)."""
-        return fixation_sigma(width)
+        return mit_sigma(width)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -732,7 +681,7 @@ class SyntheticSaliency(torch.utils.data.Dataset):
             dens = density_from_components(raw.components, self.target_size)
             sample["fixations"] = torch.from_numpy(raw.fixations.astype(np.int64))
             sample["observers"] = torch.from_numpy(raw.observers.astype(np.int64))
-            sample["fixation_map"] = torch.from_numpy(fixation_map_from_fixations(raw.fixations, self.target_size))
+            sample["fixation_map"] = fixation_map_from_points(raw.fixations, self.target_size)
             sample["density"] = torch.from_numpy(dens.astype(np.float32))
             sample["mask"] = torch.from_numpy(raw.mask.astype(np.float32))
             sample["label"] = int(raw.label)

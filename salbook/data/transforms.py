@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from ..maps import rescale_fixations, resize_tensor
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -62,37 +62,6 @@ def _as_hw(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-def rescale_fixations(
-    fixations: torch.Tensor | np.ndarray, old_size: Sequence[int], new_size: Sequence[int]
-) -> torch.Tensor:
-    """Move (row, col) pixel positions from a grid ``old_size`` (H, W) to a grid ``new_size`` (h, w).
-
-    Exact rule: ``new = floor((old + 0.5) * new_len / old_len)``, clipped to the grid.  Returns an
-    int64 tensor K×2.  An empty K=0 input gives an empty 0×2 output.
-    """
-    fix = torch.as_tensor(np.asarray(fixations), dtype=torch.float64).reshape(-1, 2)
-    (oh, ow), (nh, nw) = _as_hw(old_size), _as_hw(new_size)
-    scale = torch.tensor([nh / oh, nw / ow], dtype=torch.float64)
-    new = torch.floor((fix + 0.5) * scale).long()
-    new[:, 0].clamp_(0, nh - 1)
-    new[:, 1].clamp_(0, nw - 1)
-    return new
-
-
-def _resize_2d(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resize an H×W or C×H×W float tensor; ``mode`` is "bilinear" (antialiased) or "nearest"."""
-    if tuple(x.shape[-2:]) == size:
-        return x
-    squeeze = x.dim() == 2
-    y = x[None, None] if squeeze else x[None]
-    y = y.float()
-    if mode == "bilinear":
-        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=True)
-    else:
-        y = F.interpolate(y, size=size, mode="nearest-exact")
-    return y[0, 0] if squeeze else y[0]
-
-
 def resize_sample(
     sample: Sample, size: Sequence[int] | None = None, target_size: Sequence[int] | None = None
 ) -> Sample:
@@ -101,7 +70,7 @@ def resize_sample(
     out = dict(sample)
     if size is not None:
         size = _as_hw(size)
-        out["image"] = _resize_2d(sample["image"], size, "bilinear").clamp_(0.0, 1.0)
+        out["image"] = resize_tensor(sample["image"], size, "bilinear").clamp_(0.0, 1.0)
     if target_size is None:
         target_size = size
     if target_size is None:
@@ -113,14 +82,14 @@ def resize_sample(
             old_map_size = tuple(sample[key].shape[-2:])
             break
     if "fixation_map" in sample:
-        fm = _resize_2d(sample["fixation_map"], target_size, "bilinear").clamp_(min=0.0)
+        fm = resize_tensor(sample["fixation_map"], target_size, "bilinear").clamp_(min=0.0)
         peak = float(fm.max())
         out["fixation_map"] = fm / peak if peak > 0 else fm
     if "density" in sample:
-        d = _resize_2d(sample["density"], target_size, "bilinear").clamp_(min=0.0)
+        d = resize_tensor(sample["density"], target_size, "bilinear").clamp_(min=0.0)
         out["density"] = d / d.sum()
     if "mask" in sample:
-        out["mask"] = (_resize_2d(sample["mask"], target_size, "nearest") >= 0.5).float()
+        out["mask"] = (resize_tensor(sample["mask"], target_size, "nearest") >= 0.5).float()
     if "fixations" in sample:
         if old_map_size is None:
             raise ValueError(

@@ -34,8 +34,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 
 from salbook.utils import progress_enabled
 
@@ -64,149 +62,26 @@ __all__ = [
 
 EPS: float = float(np.finfo(np.float64).eps)  # 2.220446049250313e-16, MATLAB's eps
 
-MapLike = np.ndarray | torch.Tensor
-FixLike = np.ndarray | torch.Tensor | Sequence[Sequence[int]]
+# Input checking and the map/fixation conversions are shared with the data loaders (salbook.maps);
+# they are re-exported here because every metric takes and gives the same kinds.
+from ..maps import (  # noqa: E402
+    FixLike,
+    MapLike,
+    as_fixations,
+    as_map,
+    fixation_map_from_points,
+    rescale_fixations,
+    resize_map,
+)
 
 
 # --------------------------------------------------------------------------------------------
 # input checking and conversion
 # --------------------------------------------------------------------------------------------
-def as_map(x: MapLike, name: str = "pred") -> np.ndarray:
-    """Return ``x`` as a float64 H×W numpy array, checking it is 2-D and finite.
-
-    Leading singleton dimensions (1×H×W, 1×1×H×W) are squeezed. Raises ``ValueError`` for
-    another shape or for NaN / infinite values.
-    """
-    if isinstance(x, torch.Tensor):
-        arr = x.detach().to("cpu", torch.float64).numpy()
-    else:
-        arr = np.asarray(x, dtype=np.float64)
-    while arr.ndim > 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D H×W map (one image), got shape {tuple(arr.shape)}; "
-            "score a batch with score_batch() or index one image first"
-        )
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
-    if not np.isfinite(arr).all():
-        n_bad = int((~np.isfinite(arr)).sum())
-        raise ValueError(
-            f"{name} contains {n_bad} NaN or infinite value(s); a metric is never computed from "
-            "them. Fix the model output (e.g. a 0/0 in a normalisation) or clean it with "
-            "np.nan_to_num / torch.nan_to_num before scoring"
-        )
-    return arr
-
-
-def as_fixations(fixations: FixLike, shape: tuple[int, int], name: str = "fixations") -> np.ndarray:
-    """Return ``fixations`` as an int64 K×2 (row, col) array, checked against a map of ``shape``.
-
-    An empty input (``[]``, shape (0,) or (0, 2)) gives a 0×2 array. Non-integer positions and
-    positions outside ``shape`` raise ``ValueError``.
-    """
-    if isinstance(fixations, torch.Tensor):
-        arr = fixations.detach().cpu().numpy()
-    else:
-        arr = np.asarray(fixations)
-    if arr.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{name} must be K×2 (row, col) positions, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError(
-                f"{name} must be integer pixel positions; got non-integer values. "
-                "Round or floor them to pixels (e.g. with rescale_fixations) first"
-            )
-    arr = arr.astype(np.int64)
-    h, w = shape
-    bad = (arr[:, 0] < 0) | (arr[:, 0] >= h) | (arr[:, 1] < 0) | (arr[:, 1] >= w)
-    if bad.any():
-        first = arr[bad][0].tolist()
-        raise ValueError(
-            f"{int(bad.sum())} of {len(arr)} {name} fall outside the {h}×{w} map (first: {first}); "
-            "fixations must be in the map's own (row, col) grid — rescale them with "
-            "salbook.metrics.rescale_fixations(fixations, old_size, new_size)"
-        )
-    return arr
-
-
 def _fixated_pixels(fixations: FixLike, shape: tuple[int, int]) -> np.ndarray:
     """Sorted unique flat indices (row * W + col) of the fixated pixels (duplicates count once)."""
     fix = as_fixations(fixations, shape)
     return np.unique(fix[:, 0] * shape[1] + fix[:, 1])
-
-
-def resize_map(x: MapLike, size: tuple[int, int]) -> np.ndarray:
-    """Resize an H×W map to ``size`` = (h, w): the documented rule used by every metric.
-
-    Bilinear, ``align_corners=False`` (pixel centres), antialiased when shrinking
-    (``torch.nn.functional.interpolate(..., antialias=True)``; enlarging is plain bilinear).
-    Returns float64 h×w; a map already of that size is returned unchanged.
-    """
-    arr = as_map(x, "map to resize")
-    size = (int(size[0]), int(size[1]))
-    if arr.shape == size:
-        return arr
-    t = torch.from_numpy(arr)[None, None]
-    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return out[0, 0].numpy()
-
-
-def rescale_fixations(
-    fixations: FixLike, old_size: tuple[int, int], new_size: tuple[int, int]
-) -> np.ndarray:
-    """Move (row, col) positions from a grid ``old_size`` (H, W) to a grid ``new_size`` (h, w).
-
-    Exact rule (the same as the data loaders'): ``new = floor((old + 0.5) * new_len / old_len)``,
-    i.e. the new pixel that contains the old pixel's centre, clipped to the grid. int64 K×2.
-    """
-    fix = as_fixations(fixations, tuple(old_size))
-    if tuple(old_size) == tuple(new_size):
-        return fix
-    scale = np.array([new_size[0] / old_size[0], new_size[1] / old_size[1]])
-    new = np.floor((fix + 0.5) * scale).astype(np.int64)
-    new[:, 0] = np.clip(new[:, 0], 0, new_size[0] - 1)
-    new[:, 1] = np.clip(new[:, 1], 0, new_size[1] - 1)
-    return new
-
-
-def fixation_map_from_points(
-    fixations: FixLike,
-    size: tuple[int, int],
-    sigma: float,
-    normalize: str | None = "max",
-    truncate: float = 4.0,
-) -> torch.Tensor:
-    """Blur fixation positions into a continuous fixation map (float32 h×w tensor).
-
-    Each fixation adds 1 at its (row, col) pixel — duplicates add up, so a pixel fixated by
-    three observers weighs three — then the count map is convolved with an isotropic Gaussian of
-    standard deviation ``sigma`` **pixels** (``scipy.ndimage.gaussian_filter``, zero padding
-    outside the image, kernel cut at ``truncate`` sigmas; ``sigma=0`` means no blur). MIT uses
-    sigma ≈ 1 degree of visual angle (about 24 px for a 1024-px-wide image).
-
-    ``normalize``: ``"max"`` divides by the maximum (max 1, the sample-dict convention),
-    ``"sum"`` by the sum (a density summing to 1), ``None`` keeps the blurred counts. No fixation
-    gives an all-zero map.
-    """
-    size = (int(size[0]), int(size[1]))
-    if sigma < 0:
-        raise ValueError(f"sigma must be >= 0 pixels, got {sigma}")
-    if normalize not in ("max", "sum", None):
-        raise ValueError(f"normalize must be 'max', 'sum' or None, got {normalize!r}")
-    fix = as_fixations(fixations, size)
-    counts = np.bincount(fix[:, 0] * size[1] + fix[:, 1], minlength=size[0] * size[1])
-    fmap = counts.reshape(size).astype(np.float64)
-    if sigma > 0 and len(fix):
-        fmap = gaussian_filter(fmap, sigma=sigma, mode="constant", truncate=truncate)
-    if len(fix) and normalize == "max":
-        fmap /= fmap.max()
-    elif len(fix) and normalize == "sum":
-        fmap /= fmap.sum()
-    return torch.from_numpy(fmap.astype(np.float32))
 
 
 def _minmax(s: np.ndarray) -> np.ndarray:
