@@ -92,8 +92,6 @@ class CenterBias(nn.Module):
     @staticmethod
     def _normalised_points(data: Any, progress: bool) -> np.ndarray:
         """Fixations as (row, col) in [0, 1)² from a dataset / list of samples or an N×2 array."""
-        from tqdm.auto import tqdm
-
         if isinstance(data, (np.ndarray, torch.Tensor)):
             pts = np.asarray(data.cpu() if isinstance(data, torch.Tensor) else data, dtype=np.float64)
             if pts.ndim != 2 or pts.shape[1] != 2 or pts.size and (pts.min() < 0 or pts.max() > 1):
@@ -102,14 +100,8 @@ class CenterBias(nn.Module):
                     "[0, 1]; pass the dataset itself for pixel positions"
                 )
             return pts
-        parts = []
-        for i in tqdm(range(len(data)), desc="centre bias", disable=not progress, leave=False):
-            sample = data[i]
-            if "fixations" not in sample:
-                raise ValueError("CenterBias.fit needs samples with 'fixations'")
-            h, w = ground_truth_size(sample)
-            fix = as_fixations(sample["fixations"], (h, w))
-            parts.append((fix + 0.5) / np.array([h, w]))  # pixel centres in [0, 1)
+        records = fixation_records(data, progress)  # the dataset's cheap fixation_record(i) if any
+        parts = [(fix + 0.5) / np.array(size) for fix, size in records]  # pixel centres in [0, 1)
         return np.concatenate(parts) if parts else np.zeros((0, 2))
 
     @classmethod

@@ -236,7 +236,7 @@ def _finish_prediction(
 
 
 def fixation_records(dataset: Any, progress: bool) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    """(fixations K×2, map size) of every image, read once for the shuffled AUC.
+    """(fixations K×2, map size) of every image, read once (sAUC's shuffle map, the centre-bias fit).
 
     A dataset may offer a cheap ``fixation_record(i) -> (fixations, (h, w))`` method (no image
     decoding); otherwise every sample is loaded once with ``dataset[i]``.
@@ -251,7 +251,8 @@ def fixation_records(dataset: Any, progress: bool) -> list[tuple[np.ndarray, tup
         else:
             s = dataset[i]
             if "fixations" not in s:
-                raise ValueError("auc_shuffled needs sample['fixations'], which this dataset lacks")
+                raise ValueError("this needs samples with 'fixations' (sAUC's shuffle map, the centre-bias "
+                                 "fit); the dataset has none")
             fix, size = s["fixations"], ground_truth_size(s)
         size = (int(size[0]), int(size[1]))
         records.append((as_fixations(fix, size), size))

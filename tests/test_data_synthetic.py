@@ -195,3 +195,21 @@ def test_realism_targets(size, target):
     assert auc["centre bias"] < auc["inter-observer"] < auc["true density"]
     assert abs(auc["uniform"] - 0.5) < 1e-9
     assert t.loc["true density", "NSS"] > t.loc["centre bias", "NSS"] > 0
+
+
+def test_fixation_record_is_the_samples_fixations_without_building_it():
+    ds = SyntheticSaliency("train", n=3, size=(48, 64), target_size=(24, 32), cache=False)
+    for i in range(3):
+        fix, size = ds.fixation_record(i)
+        assert size == (24, 32)
+        np.testing.assert_array_equal(fix, ds[i]["fixations"].numpy())
+    # with a random flip the record goes through the transform: original or mirrored, both seen
+    plain = SyntheticSaliency("train", n=2, size=(48, 64), cache=False).fixation_record(1)[0]
+    mirrored = plain * np.array([1, -1]) + np.array([0, 63])
+    flipped = SyntheticSaliency("train", n=2, size=(48, 64), flip=True, cache=False)
+    seen = set()
+    for _ in range(12):
+        fix = flipped.fixation_record(1)[0]
+        assert np.array_equal(fix, plain) or np.array_equal(fix, mirrored)
+        seen.add(np.array_equal(fix, plain))
+    assert seen == {True, False}

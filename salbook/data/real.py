@@ -233,6 +233,19 @@ class FolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def fixation_record(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """(fixations int64 K×2 on the map grid, map size (h, w)) of sample ``index`` without
+        decoding the image: the cheap path of the centre-bias fit and the sAUC shuffle map. With a
+        transform that may move fixations (a flip), the full sample is built instead."""
+        if not self.has_fixations:
+            raise ValueError(f"{self.NAME} {self.split} has no fixations")
+        if self.transforms:
+            s = self[index]
+            return s["fixations"].numpy(), tuple(s["fixation_map"].shape[-2:])
+        fix, grid, _ = self._read_fixations(self.records[index])
+        fix = rescale_fixations(np.asarray(fix, dtype=np.int64).reshape(-1, 2), grid, self.target_size)
+        return fix, self.target_size
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
         img = _read_pil(rec.image, "RGB")

@@ -671,6 +671,19 @@ class SyntheticSaliency(torch.utils.data.Dataset):
         """Blur (pixels) of this dataset's fixation maps for a map ``width`` wide (24/1024 of it)."""
         return mit_sigma(width)
 
+    def fixation_record(self, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """(fixations int64 K×2, map size (h, w)) of sample ``index``, without building the image
+        or the maps: the cheap path of the centre-bias fit and the sAUC shuffle map. With a
+        transform that may move fixations (a flip), the full sample is built instead."""
+        if not self.labelled:
+            raise ValueError("the unlabelled split has no fixations")
+        if self.transforms:
+            s = self[index]
+            return s["fixations"].numpy(), tuple(s["fixation_map"].shape[-2:])
+        if index < 0:
+            index += self.n
+        return self._raw(index).fixations.astype(np.int64), self.target_size
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
             index += self.n
