@@ -281,6 +281,11 @@ def test_load_or_train_trains_once_then_loads(tmp_path):
     final = tmp_path / key / "final.pt"
     blob = torch.load(final, weights_only=True)
     assert only_plain_types(blob) and blob["code"] == code_version()
+    # the resume checkpoints go once the final weights are saved, unless asked to keep them
+    assert not (tmp_path / key / "last.pt").exists() and not (tmp_path / key / "best.pt").exists()
+    kept = load_or_train({**config, "kept": 1}, tiny_model, kwargs, cache=tmp_path, device="cpu",
+                         log=None, keep_checkpoints=True)
+    assert (kept.checkpoint_path / "last.pt").exists() and (kept.checkpoint_path / "best.pt").exists()
 
     def must_not_build_data():
         raise AssertionError("train_kwargs must not be evaluated when the model is cached")
