@@ -174,3 +174,31 @@ def test_tiny_training_run_trains_caches_and_evaluates(tmp_path, monkeypatch):
     result = pan.evaluate(again.model, test, metrics=("cc", "auc_borji", "kld"), device="cpu", progress=False)
     assert set(result.summary.index) == {"cc", "auc_borji", "kld"}
     assert np.isfinite(result.summary["mean"]).all()
+
+
+def test_ridge_readout_recovers_a_linear_map_and_picks_lambda_on_val():
+    """Features that determine the target linearly: the readout must reproduce it almost exactly,
+    prefer the smallest λ, and score through evaluate() like a model."""
+    torch.manual_seed(0)
+    proj = torch.randn(6, 16)
+
+    class Feats(torch.nn.Module):
+        def forward(self, x):
+            return x[:, 0, :2, :3].flatten(1)
+
+    def sample(i):
+        g = torch.Generator().manual_seed(i)
+        img = torch.rand(3, 4, 4, generator=g)
+        f = img[0, :2, :3].flatten()
+        return {"image": img, "fixation_map": (f @ proj).reshape(4, 4)}
+
+    train = [sample(i) for i in range(40)]
+    val = [sample(100 + i) for i in range(10)]
+    readout, table = pan.fit_ridge_readout(Feats(), train, val, map_size=(4, 4), lambdas=(1e-6, 10.0, 1e4))
+    assert table["val CC"].idxmax() == 1e-6 and table.loc[1e-6, "val CC"] > 0.999
+    assert table.loc[1e4, "val CC"] < table.loc[1e-6, "val CC"]
+    out = readout(torch.stack([s["image"] for s in val]))
+    assert out.shape == (10, 1, 4, 4)
+    torch.testing.assert_close(out[:, 0], torch.stack([s["fixation_map"] for s in val]), atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="map_size"):
+        pan.fit_ridge_readout(Feats(), train, val, map_size=(2, 8))

@@ -23,12 +23,14 @@ config, the seed and the code). The pieces are public so the chapter can show th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
@@ -493,3 +495,82 @@ def evaluate(
     else:
         post = postprocess
     return _evaluate(model, dataset, metrics=metrics, postprocess=post, device=device, seed=seed, name=name, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# diagnostic: how much do the convolutional features know? (a closed-form linear readout)
+
+
+class RidgeReadout(nn.Module):
+    """Frozen convolutional ``features`` followed by a linear map fitted in closed form.
+
+    A diagnostic, not a model of the paper: it answers whether the features already carry the
+    image-specific information that the SGD-trained fully connected head failed to extract.
+    Input N×3×H×W images; output N×1×h×w maps (``map_size``).
+    """
+
+    def __init__(self, features: nn.Module, mean: torch.Tensor, std: torch.Tensor,
+                 weight: torch.Tensor, bias: torch.Tensor, map_size: Sequence[int]):
+        super().__init__()
+        self.features = features
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+        self.register_buffer("weight", weight.float())
+        self.register_buffer("bias", bias.float())
+        self.map_size = (int(map_size[0]), int(map_size[1]))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        z = (self.features(images).flatten(1) - self.mean) / self.std
+        return (z @ self.weight + self.bias).reshape(-1, 1, *self.map_size)
+
+
+def _stack_field(dataset: Any, key: str) -> torch.Tensor:
+    return torch.stack([torch.as_tensor(dataset[i][key]) for i in range(len(dataset))])
+
+
+@torch.no_grad()
+def fit_ridge_readout(
+    features: nn.Module,
+    train_data: Any,
+    val_data: Any,
+    map_size: Sequence[int] = (48, 48),
+    lambdas: Sequence[float] = (1e2, 1e3, 1e4, 1e5, 1e6),
+    batch_size: int = 200,
+) -> tuple[RidgeReadout, pd.DataFrame]:
+    """Fit a ridge regression from frozen ``features`` to the training fixation maps.
+
+    The features (``features(image).flatten(1)``, D values per image) are standardised with the
+    training mean and std; the readout predicts the ``map_size`` fixation map (P = h·w values)
+    and is solved in its dual form, ``W = Aᵀ (A Aᵀ + λ I)⁻¹ (Y − ȳ)``, which costs an N×N solve for
+    N training images however large D is. ``λ`` is chosen on ``val_data`` by mean CC (the test
+    split is never used). Returns the readout (a module :func:`evaluate` can score) and a table
+    of validation CC per λ.
+    """
+    from ..metrics import cc
+
+    features = copy.deepcopy(features).eval().cpu()  # never move or alter the caller's model
+
+    def feats(ds: Any) -> torch.Tensor:
+        images = _stack_field(ds, "image")
+        return torch.cat([features(images[i:i + batch_size]).flatten(1) for i in range(0, len(images), batch_size)]).double()
+
+    a, b = feats(train_data), feats(val_data)
+    y = _stack_field(train_data, "fixation_map").flatten(1).double()
+    y_val = _stack_field(val_data, "fixation_map")
+    if tuple(y_val.shape[-2:]) != tuple(map_size) or y.shape[1] != map_size[0] * map_size[1]:
+        raise ValueError(f"train and val fixation maps must be {tuple(map_size)} (the readout's map_size)")
+    mean, std = a.mean(0), a.std(0) + 1e-8
+    a, b = (a - mean) / std, (b - mean) / std
+    y_mean = y.mean(0)
+    gram = a @ a.T
+    rows, best = [], None
+    for lam in lambdas:
+        alpha = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), y - y_mean)
+        weight = a.T @ alpha
+        pred = (b @ weight + y_mean).reshape(-1, *map_size)
+        score = float(np.mean([cc(pred[i], y_val[i]) for i in range(len(pred))]))
+        rows.append({"lambda": lam, "val CC": score})
+        if best is None or score > best[0]:
+            best = (score, weight)
+    readout = RidgeReadout(features, mean, std, best[1], y_mean, map_size).eval()
+    return readout, pd.DataFrame(rows).set_index("lambda")
