@@ -202,3 +202,17 @@ def test_ridge_readout_recovers_a_linear_map_and_picks_lambda_on_val():
     torch.testing.assert_close(out[:, 0], torch.stack([s["fixation_map"] for s in val]), atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match="map_size"):
         pan.fit_ridge_readout(Feats(), train, val, map_size=(2, 8))
+
+
+def test_activation_spread_sees_a_silenced_layer():
+    torch.manual_seed(0)
+    feats = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU())
+    images = torch.rand(8, 3, 12, 12)
+    alive = pan.activation_spread(feats, images)
+    assert list(alive.index) == ["1", "3"] and (alive["across-image spread"] > 0).all()
+    with torch.no_grad():
+        feats[0].bias.fill_(-100.0)  # the first layer never fires: every image looks the same after it
+    dead = pan.activation_spread(feats, images)
+    assert dead.loc["1", "mean activation"] == 0 and dead.loc["1", "channels ever active"] == 0
+    assert dead.loc["3", "across-image spread"] == 0
+    assert feats[0].bias[0] == -100.0  # measured on a copy, the module itself untouched apart from our edit

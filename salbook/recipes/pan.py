@@ -574,3 +574,30 @@ def fit_ridge_readout(
             best = (score, weight)
     readout = RidgeReadout(features, mean, std, best[1], y_mean, map_size).eval()
     return readout, pd.DataFrame(rows).set_index("lambda")
+
+
+@torch.no_grad()
+def activation_spread(features: nn.Module, images: torch.Tensor) -> pd.DataFrame:
+    """How much each ReLU layer of ``features`` still says about the image.
+
+    Runs ``images`` (N×3×H×W) through a copy of ``features`` and reports, per ReLU output: the mean
+    activation, the share of channels that are non-zero somewhere, and the *across-image spread*
+    (the standard deviation over the N images at each unit, averaged over units). A layer whose
+    spread collapses answers the same for every image: nothing after it can tell images apart.
+    """
+    net = copy.deepcopy(features).eval().cpu()
+    acts: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: acts.__setitem__(name, out))
+             for name, m in net.named_modules() if isinstance(m, nn.ReLU)]
+    try:
+        net(images.cpu())
+    finally:
+        for h in hooks:
+            h.remove()
+    if not acts:
+        raise ValueError("features has no nn.ReLU module to measure")
+    rows = {name: {"mean activation": float(a.mean()),
+                   "channels ever active": float((a.amax(dim=(0, 2, 3)) > 0).float().mean()),
+                   "across-image spread": float(a.std(dim=0).mean())}
+            for name, a in acts.items()}
+    return pd.DataFrame(rows).T.rename_axis("layer")
