@@ -7,7 +7,6 @@ PROFILE ?= book
 BIN := $(VENV)/bin
 # Generated data and trained models are cached here (never committed).
 export SALBOOK_CACHE ?= $(CURDIR)/.cache/salbook
-export MPLBACKEND ?= Agg
 export PYTHONHASHSEED ?= 0
 
 .PHONY: install book test unit smoke regress build-strict lab clean

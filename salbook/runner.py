@@ -157,6 +157,10 @@ def run_notebook(
     os.environ[RECORD_ENV] = str(partial)
     # Inside the kernel, progress bars would end up in the book's pages: off unless asked for.
     os.environ.setdefault("SALBOOK_PROGRESS", "0")
+    # Figures must land in the executed notebook: a non-inline MPLBACKEND (Agg, set for headless
+    # scripts) inherited by the kernel would make plt.show() draw nothing.
+    backend_before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -171,11 +175,13 @@ def run_notebook(
     except Exception as err:
         raise NotebookFailed(_describe_failure(err, nb_path, executed)) from None
     finally:
-        if env_before is None:
-            os.environ.pop(RECORD_ENV, None)
-        else:
-            os.environ[RECORD_ENV] = env_before
+        for key, before in ((RECORD_ENV, env_before), ("MPLBACKEND", backend_before)):
+            if before is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = before
     wall = time.perf_counter() - start
+    _check_figures(nb_path, executed)
     recorded = json.loads(partial.read_text()) if partial.exists() else {"metrics": {}, "meta": {}}
     partial.unlink(missing_ok=True)
     resolved = {k: _literal(v) for k, v in defaults.items()}
@@ -194,6 +200,23 @@ def run_notebook(
     }
     atomic_write_text(record_file, json.dumps(rec, indent=2, sort_keys=True))
     return rec
+
+
+def _check_figures(nb_path: Path, executed: Path) -> None:
+    """A cell that calls ``plt.show()`` must leave an image in the executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "plt.show()" not in cell.source:
+            continue
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {})]
+        if not images:
+            first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+            raise NotebookFailed(
+                f"{nb_path.name}: cell [{cell.get('execution_count')}] ({first.strip()[:60]!r}) calls plt.show() "
+                "but no figure was rendered into the notebook; is matplotlib's backend inline in the kernel?"
+            )
 
 
 def _literal(text: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -168,3 +169,31 @@ def test_baseline_tolerance_is_widened_to_the_seed_range(tmp_path: Path) -> None
     assert data["a"]["tol"] == 0.04 and data["a"]["declared_tol"] == 0.01 and data["a"]["seed_range"] == 0.04
     assert data["b"]["tol"] == 0.05
     assert runner.compare(data, {"a": _rec(0.535)}).rows[0].status == "ok"
+
+
+@pytest.mark.slow
+def test_figures_reach_the_executed_notebook_even_with_a_headless_backend(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # what a headless shell often sets
+    nb = make_book(tmp_path, """\
+        # %%
+        import matplotlib.pyplot as plt
+        plt.plot([0, 1]); plt.show()
+        """)
+    runner.run_notebook(nb, "smoke", tmp_path, progress=False)
+    cells = json.loads((tmp_path / "_build/executed/smoke/00_tiny.ipynb").read_text())["cells"]
+    assert any("image/png" in o.get("data", {}) for c in cells for o in c.get("outputs", []))
+    assert os.environ["MPLBACKEND"] == "Agg"  # the caller's environment is restored
+
+
+@pytest.mark.slow
+def test_a_plot_that_renders_nothing_fails_the_run(tmp_path: Path) -> None:
+    nb = make_book(tmp_path, """\
+        # %%
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.plot([0, 1]); plt.show()
+        """, name="02_blank")
+    with pytest.raises(runner.NotebookFailed, match="02_blank.py: cell .* no figure was rendered"):
+        runner.run_notebook(nb, "smoke", tmp_path, progress=False)
