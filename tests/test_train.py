@@ -21,13 +21,7 @@ from salbook.schedules import (
 from salbook.train import CHECKPOINT_FORMAT, code_version, fit, load_or_train, model_key
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny convs on a shared 2-core machine are much faster (and steadier)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TRAIN, VAL = TinySaliency(48, seed=1), TinySaliency(12, seed=2)

@@ -32,11 +32,7 @@ import numpy as np
 import torch
 
 from ..maps import fixation_map_from_points, resize_tensor
-from .transforms import (
-    RandomHorizontalFlip,
-    normalize_image,
-    rescale_fixations,
-)
+from .transforms import finish_sample, normalize_image, rescale_fixations, sample_transforms
 
 __all__ = [
     "DatasetLayoutError",
@@ -187,13 +183,7 @@ class FolderDataset(torch.utils.data.Dataset):
         self.target_size = tuple(int(s) for s in target_size) if target_size is not None else self.size
         self.root = resolve_root(root, self.FOLDER, self.LAYOUT, self.NAME)
         self.normalize = bool(normalize)
-        self.transforms: list[Callable] = []
-        if flip is True:
-            self.transforms.append(RandomHorizontalFlip(0.5, seed=seed))
-        elif callable(flip):
-            self.transforms.append(flip)
-        if transform is not None:
-            self.transforms.append(transform)
+        self.transforms = sample_transforms(flip, transform, seed)
         self.records = self._records()
         self.skipped: list[Path] = []
         if on_error == "skip":
@@ -218,6 +208,13 @@ class FolderDataset(torch.utils.data.Dataset):
         raise NotImplementedError
 
     # -- helpers
+    def _images_in(self, folder: Path) -> list[Path]:
+        """The image files of ``folder``, sorted; a layout error naming the folder if there are none."""
+        images = _list_images(folder)
+        if not images:
+            raise DatasetLayoutError(f"{self.NAME}: no images in {folder}; expected layout:\n{self.LAYOUT}")
+        return images
+
     def _need(self, path: Path) -> Path:
         return _require(path, self.root, self.LAYOUT, self.NAME)
 
@@ -270,11 +267,7 @@ class FolderDataset(torch.utils.data.Dataset):
         if rec.label is not None:
             sample["label"] = int(rec.label)
         sample["name"] = rec.name
-        for t in self.transforms:
-            sample = t(sample)
-        if self.normalize:
-            sample["image"] = normalize_image(sample["image"])
-        return sample
+        return finish_sample(sample, self.transforms, self.normalize)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, n={len(self)}, size={self.size})"
@@ -333,9 +326,7 @@ class SALICON(FolderDataset):
 
     def _records(self) -> list[Record]:
         img_dir = self._need(self.root / "images" / self.split)
-        images = _list_images(img_dir)
-        if not images:
-            raise DatasetLayoutError(f"salicon: no images in {img_dir}; expected layout:\n{self.LAYOUT}")
+        images = self._images_in(img_dir)
         recs = []
         for p in images:
             if self.split == "test":
@@ -382,9 +373,7 @@ class MIT1003(FolderDataset):
     def _records(self) -> list[Record]:
         stim = self._need(self.root / "ALLSTIMULI")
         maps = self._need(self.root / "ALLFIXATIONMAPS")
-        images = _list_images(stim)
-        if not images:
-            raise DatasetLayoutError(f"mit1003: no images in {stim}; expected layout:\n{self.LAYOUT}")
+        images = self._images_in(stim)
         recs = [Record(p.stem, p, fixation_map=maps / f"{p.stem}_fixMap.jpg", fixations=maps / f"{p.stem}_fixPts.jpg")
                 for p in images]
         self._check_all_exist(recs, ("fixation_map", "fixations"))
@@ -494,9 +483,7 @@ class DUTS(FolderDataset):
         tag = "DUTS-TR" if self.split == "train" else "DUTS-TE"
         img_dir = self._need(self.root / tag / f"{tag}-Image")
         mask_dir = self._need(self.root / tag / f"{tag}-Mask")
-        images = _list_images(img_dir)
-        if not images:
-            raise DatasetLayoutError(f"duts: no images in {img_dir}; expected layout:\n{self.LAYOUT}")
+        images = self._images_in(img_dir)
         recs = [Record(p.stem, p, mask=mask_dir / f"{p.stem}.png") for p in images]
         self._check_all_exist(recs, ("mask",))
         return recs
@@ -522,9 +509,7 @@ class ECSSD(FolderDataset):
     def _records(self) -> list[Record]:
         img_dir = self._need(self.root / "images")
         mask_dir = self._need(self.root / "ground_truth_mask")
-        images = _list_images(img_dir)
-        if not images:
-            raise DatasetLayoutError(f"ecssd: no images in {img_dir}; expected layout:\n{self.LAYOUT}")
+        images = self._images_in(img_dir)
         recs = [Record(p.stem, p, mask=mask_dir / f"{p.stem}.png") for p in images]
         self._check_all_exist(recs, ("mask",))
         return recs

@@ -73,7 +73,7 @@ import torch
 
 from ..maps import fixation_map_from_points, mit_sigma
 from ..utils import atomic_open, cache_dir, progress_enabled, stable_hash
-from .transforms import RandomHorizontalFlip, normalize_image
+from .transforms import finish_sample, sample_transforms
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -588,14 +588,8 @@ class SyntheticSaliency(torch.utils.data.Dataset):
             fields = sorted(f.name for f in dataclasses.fields(SceneParams))
             raise TypeError(f"unknown synthetic option ({exc}); generator parameters are {fields}") from None
         self.labelled = split != "unlabelled"
-        self.transforms: list[Callable] = []
-        if flip is True:
-            self.transforms.append(RandomHorizontalFlip(0.5, seed=self.seed))
-        elif callable(flip):
-            self.transforms.append(flip)
+        self.transforms = sample_transforms(flip, transform, self.seed)
         self.normalize = bool(normalize)
-        if transform is not None:
-            self.transforms.append(transform)
         self._store: dict[str, np.ndarray] | None = None
         if cache and self.n > 0:
             self._store = self._load_or_build_cache()
@@ -699,11 +693,7 @@ class SyntheticSaliency(torch.utils.data.Dataset):
             sample["mask"] = torch.from_numpy(raw.mask.astype(np.float32))
             sample["label"] = int(raw.label)
         sample["name"] = f"synthetic-{self.split}-s{self.seed}-{index:06d}"
-        for t in self.transforms:
-            sample = t(sample)
-        if self.normalize:
-            sample["image"] = normalize_image(sample["image"])
-        return sample
+        return finish_sample(sample, self.transforms, self.normalize)
 
     def __repr__(self) -> str:
         return (f"SyntheticSaliency(split={self.split!r}, n={self.n}, size={self.size}, "

@@ -41,6 +41,8 @@ __all__ = [
     "Normalize",
     "RandomHorizontalFlip",
     "collate",
+    "sample_transforms",
+    "finish_sample",
     "seed_worker",
     "make_loader",
 ]
@@ -208,6 +210,28 @@ class RandomHorizontalFlip:
 
 
 _LIST_KEYS = ("fixations", "observers", "name")
+
+
+def sample_transforms(flip: bool | Callable | None, transform: Callable | None, seed: int) -> list[Callable]:
+    """The per-sample transforms of a dataset, in order: ``flip`` (``True`` = a seeded random
+    horizontal flip with p 0.5, or a transform object), then the caller's extra ``transform``."""
+    out: list[Callable] = []
+    if flip is True:
+        out.append(RandomHorizontalFlip(0.5, seed=seed))
+    elif callable(flip):
+        out.append(flip)
+    if transform is not None:
+        out.append(transform)
+    return out
+
+
+def finish_sample(sample: Sample, transforms: Iterable[Callable], normalize: bool) -> Sample:
+    """Apply a dataset's ``transforms`` to a sample, then ImageNet normalisation if ``normalize``."""
+    for t in transforms:
+        sample = t(sample)
+    if normalize:
+        sample["image"] = normalize_image(sample["image"])
+    return sample
 
 
 def collate(samples: Sequence[Sample]) -> dict[str, Any]:
