@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"       # smoke | book | paper
-dataset = "synthetic"   # synthetic | salicon | mit1003 | cat2000
+dataset = "synthetic"   # synthetic | salicon | mit1003
 data_root = None        # folder of a real dataset, in its published layout
 device = "auto"
 seed = 0
@@ -62,8 +62,13 @@ if synthetic:
     train = data.load("synthetic", "train", n=S["n_train"], **common)
     test = data.load("synthetic", "test", n=S["n_test"], **common)
 else:
+    # the real sets' public fixations: SALICON and MIT1003 have train and val (their test fixations are
+    # withheld by the benchmarks), so val plays the test split here
+    held_out = {"salicon": "val", "mit1003": "val"}
+    if dataset not in held_out:
+        raise ValueError(f"this page reads dataset='synthetic', 'salicon' or 'mit1003', got {dataset!r}")
     train = data.load(dataset, "train", root=data_root, **common)
-    test = data.load(dataset, "val" if dataset == "salicon" else "test", root=data_root, **common)
+    test = data.load(dataset, held_out[dataset], root=data_root, **common)
 print(f"{dataset}: {len(train)} training and {len(test)} test images of {S['size'][0]}×{S['size'][1]}")
 
 # %% [markdown]
