@@ -200,13 +200,13 @@ def predict(model: Any, batch: Mapping[str, Any], device: str | torch.device = "
     """One batch of saliency maps, float32 N×h×w on the CPU, at the model's output size.
 
     A model with ``predict_batch(batch)`` (the baselines) is asked directly; any other callable is
-    given ``batch["image"]`` (N×3×H×W) on ``device``. Runs under ``torch.no_grad()`` and, for an
-    ``nn.Module``, in ``eval()`` mode (its previous mode is restored afterwards).
+    given ``batch["image"]`` (N×3×H×W) on ``device``, an ``nn.Module`` moved there first. Runs under
+    ``torch.no_grad()`` and, for an ``nn.Module``, in ``eval()`` mode (its previous mode is restored).
     """
     dev = resolve_device(device) if isinstance(device, str) or device is None else device
     was_training = isinstance(model, nn.Module) and model.training
     if isinstance(model, nn.Module):
-        model.eval()
+        model.to(dev).eval()
     try:
         with torch.no_grad():
             if hasattr(model, "predict_batch"):

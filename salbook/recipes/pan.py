@@ -37,6 +37,7 @@ from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from .. import models
+from ..maps import minmax
 from ..schedules import ConstantSchedule, LinearSchedule, ParamSchedule, StepSchedule
 
 __all__ = [
@@ -382,11 +383,6 @@ def flip_half(batch: dict[str, Any], generator: torch.Generator) -> dict[str, An
 # post-processing and prediction
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-
-
 def official_postprocess(pred: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
     """The official inference step: Gaussian blur (σ in map pixels) on the map, then min-max to [0, 1].
 
@@ -399,7 +395,7 @@ def official_postprocess(pred: torch.Tensor, sigma: float = 3.0) -> torch.Tensor
     x = x.reshape(x.shape[-2:])
     if sigma > 0:
         x = gaussian_filter(x.astype(np.float64), sigma=sigma)
-    return torch.from_numpy(_minmax(x).astype(np.float32))
+    return torch.from_numpy(minmax(x).astype(np.float32))
 
 
 def plain_postprocess(pred: torch.Tensor) -> torch.Tensor:
@@ -409,17 +405,9 @@ def plain_postprocess(pred: torch.Tensor) -> torch.Tensor:
 
 def predict_maps(model: nn.Module, images: torch.Tensor, device: str | torch.device = "auto") -> torch.Tensor:
     """Raw network output for images N×3×H×W: float32 N×h×w on the CPU (eval mode, no grad)."""
-    from ..utils import resolve_device
+    from ..evaluation import predict
 
-    dev = resolve_device(device) if isinstance(device, str) else device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model.to(dev)(images.to(dev))
-    finally:
-        model.train(was_training)
-    return out[:, 0].float().cpu()
+    return predict(model, {"image": images}, device)
 
 
 # --------------------------------------------------------------------------------------------
