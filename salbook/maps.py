@@ -1,6 +1,7 @@
 """Fixations and maps: the conversions data loaders and metrics must agree on, in one place.
 
-* :func:`as_map`, :func:`as_fixations`: input checking (2-D, finite; integer positions inside the map).
+* :func:`as_map`, :func:`as_fixations`: input checking (2-D, finite; integer positions inside the map);
+  :func:`minmax` to [0, 1].
 * :func:`mit_sigma`: the MIT fixation-map blur, about one degree of visual angle — 24 px for a
   1024 px wide map, scaled with the width.
 * :func:`rescale_fixations`: (row, col) positions from one grid to another. Exact rule:
@@ -32,6 +33,7 @@ __all__ = [
     "resize_tensor",
     "resize_map",
     "fixation_map_from_points",
+    "minmax",
 ]
 
 MapLike = np.ndarray | torch.Tensor
@@ -99,6 +101,14 @@ def as_fixations(fixations: FixLike, shape: Sequence[int], name: str = "fixation
             "salbook.maps.rescale_fixations(fixations, old_size, new_size)"
         )
     return arr
+
+
+def minmax(s: np.ndarray) -> np.ndarray:
+    """Min-max a map to [0, 1]; a constant map becomes all zeros (MIT would divide 0 by 0)."""
+    lo, hi = s.min(), s.max()
+    if hi == lo:
+        return np.zeros_like(s)
+    return (s - lo) / (hi - lo)
 
 
 def mit_sigma(width: int) -> float:

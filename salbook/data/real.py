@@ -215,6 +215,14 @@ class FolderDataset(torch.utils.data.Dataset):
             raise DatasetLayoutError(f"{self.NAME}: no images in {folder}; expected layout:\n{self.LAYOUT}")
         return images
 
+    def _image_mask_records(self, image_dir: Path, mask_dir: Path) -> list[Record]:
+        """Salient-object layouts: every image in ``image_dir`` with ``<mask_dir>/<stem>.png``."""
+        images = self._images_in(self._need(image_dir))
+        mask_dir = self._need(mask_dir)
+        recs = [Record(p.stem, p, mask=mask_dir / f"{p.stem}.png") for p in images]
+        self._check_all_exist(recs, ("mask",))
+        return recs
+
     def _need(self, path: Path) -> Path:
         return _require(path, self.root, self.LAYOUT, self.NAME)
 
@@ -481,12 +489,7 @@ class DUTS(FolderDataset):
 
     def _records(self) -> list[Record]:
         tag = "DUTS-TR" if self.split == "train" else "DUTS-TE"
-        img_dir = self._need(self.root / tag / f"{tag}-Image")
-        mask_dir = self._need(self.root / tag / f"{tag}-Mask")
-        images = self._images_in(img_dir)
-        recs = [Record(p.stem, p, mask=mask_dir / f"{p.stem}.png") for p in images]
-        self._check_all_exist(recs, ("mask",))
-        return recs
+        return self._image_mask_records(self.root / tag / f"{tag}-Image", self.root / tag / f"{tag}-Mask")
 
 
 class ECSSD(FolderDataset):
@@ -507,12 +510,7 @@ class ECSSD(FolderDataset):
     LAYOUT = _layout(__doc__, "One split")
 
     def _records(self) -> list[Record]:
-        img_dir = self._need(self.root / "images")
-        mask_dir = self._need(self.root / "ground_truth_mask")
-        images = self._images_in(img_dir)
-        recs = [Record(p.stem, p, mask=mask_dir / f"{p.stem}.png") for p in images]
-        self._check_all_exist(recs, ("mask",))
-        return recs
+        return self._image_mask_records(self.root / "images", self.root / "ground_truth_mask")
 
 
 # --------------------------------------------------------------------------------------- MNIST

@@ -73,7 +73,7 @@ import torch
 
 from ..maps import fixation_map_from_points, mit_sigma
 from ..utils import atomic_open, cache_dir, progress_enabled, stable_hash
-from .transforms import finish_sample, sample_transforms
+from .transforms import _as_hw, finish_sample, sample_transforms
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -519,9 +519,7 @@ def generate_scene(
 
 
 def _hw(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    h, w = (int(s) for s in size)
+    h, w = _as_hw(size)
     if h < 8 or w < 8:
         raise ValueError(f"synthetic scenes need a size of at least 8×8, got {(h, w)}")
     return h, w

@@ -70,6 +70,7 @@ from ..maps import (  # noqa: E402
     as_fixations,
     as_map,
     fixation_map_from_points,
+    minmax,
     rescale_fixations,
     resize_map,
 )
@@ -84,17 +85,9 @@ def _fixated_pixels(fixations: FixLike, shape: tuple[int, int]) -> np.ndarray:
     return np.unique(fix[:, 0] * shape[1] + fix[:, 1])
 
 
-def _minmax(s: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1]; a constant map becomes all zeros (MIT would divide 0 by 0)."""
-    lo, hi = s.min(), s.max()
-    if hi == lo:
-        return np.zeros_like(s)
-    return (s - lo) / (hi - lo)
-
-
 def _minmax_density(s: np.ndarray) -> np.ndarray:
     """Min-max then divide by the sum (MIT SIM / IG); a constant map becomes uniform."""
-    m = _minmax(s)
+    m = minmax(s)
     total = m.sum()
     if total == 0:
         return np.full_like(s, 1.0 / s.size)
@@ -201,7 +194,7 @@ def auc_borji(
     Constant map: 0.5. No fixation: nan.
     """
     _check_splits(n_splits, step)
-    s = _minmax(as_map(pred))
+    s = minmax(as_map(pred))
     idx = _fixated_pixels(fixations, s.shape)
     if idx.size == 0:
         return float("nan")
@@ -231,7 +224,7 @@ def auc_shuffled(
     Constant map: 0.5. No fixation, or no other fixation: nan.
     """
     _check_splits(n_splits, step)
-    s = _minmax(as_map(pred))
+    s = minmax(as_map(pred))
     idx = _fixated_pixels(fixations, s.shape)
     other = _fixated_pixels(other_fixations, s.shape)
     if idx.size == 0 or other.size == 0:
