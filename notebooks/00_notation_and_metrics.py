@@ -187,7 +187,7 @@ print(f"all metrics on {S['bench_images']} images: {total_s:.1f} s  "
 # %% [markdown]
 # ## Counting the cost of a model
 #
-# `salbook.profile` measures every model of the book the same way:
+# `salbook.cost` measures every model of the book the same way:
 #
 # * **parameters**, all of them, trainable or not;
 # * **FLOPs and MACs** with `torch.utils.flop_counter`, which counts 2 FLOPs per multiply–accumulate of
@@ -208,9 +208,9 @@ backbones = {
     "VGG-16 features": torchvision.models.vgg16(weights=None).features,
     "MobileNetV2 features": torchvision.models.mobilenet_v2(weights=None).features,
 }
-from salbook.profile import profile_table
+from salbook.cost import cost_table
 
-cost = profile_table(backbones, (3, 192, 256), latency_runs=S["latency_runs"],
+cost = cost_table(backbones, (3, 192, 256), latency_runs=S["latency_runs"],
                      throughput_batch=S["throughput_batch"], device=device)
 cost[["params", "GFLOPs", "GMACs", "state_dict_MB", "peak_activation_MB",
       "cpu_ms_median", "cpu_ms_iqr", "threads", "throughput_img_s"]]

@@ -72,7 +72,7 @@ from scipy import stats
 
 from salbook import models
 from salbook.baselines import CenterBias, TrueDensity
-from salbook.profile import count_params, flops
+from salbook.cost import count_params, flops
 from salbook.recipes import pan
 
 pd.set_option("display.precision", 3)

@@ -8,7 +8,7 @@ Modules (imported on first use, so ``import salbook`` stays fast):
 - :mod:`salbook.evaluation`  :func:`evaluate`: a tidy table of per-image scores and a summary
 - :mod:`salbook.models`      the models of the chapters, created by name
 - :mod:`salbook.train`       training with resume, checkpoints and a trained-model cache
-- :mod:`salbook.profile`     parameters, FLOPs, memory, latency
+- :mod:`salbook.cost`        parameters, FLOPs, memory, latency
 - :mod:`salbook.book`        profile settings and recorded headline numbers
 - :mod:`salbook.runner`      papermill execution, book build, regression (the ``salbook`` command)
 """
@@ -21,7 +21,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "data", "metrics", "baselines", "evaluation", "models", "train", "schedules", "profile",
+    "data", "metrics", "baselines", "evaluation", "models", "train", "schedules", "cost",
     "book", "runner", "utils", "recipes",
 }
 

@@ -1,4 +1,4 @@
-"""Tests for salbook.profile: parameter counts, FLOPs/MACs, sizes, activation memory, latency."""
+"""Tests for salbook.cost: parameter counts, FLOPs/MACs, sizes, activation memory, latency."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from salbook.profile import (
+from salbook.cost import (
     count_params,
     flops,
     latency,
     peak_activation_memory,
-    profile,
-    profile_table,
+    cost_summary,
+    cost_table,
     state_dict_bytes,
     throughput,
 )
@@ -131,9 +131,9 @@ def test_latency_quantiles_and_threads():
         latency(model, (1, 3, 32, 32))
 
 
-def test_profile_table_rows():
+def test_cost_table_rows():
     models = {"small": conv_relu_conv(), "inplace": conv_relu_conv(inplace=True)}
-    table = profile_table(models, (3, 32, 32), latency_runs=30, throughput_batch=4)
+    table = cost_table(models, (3, 32, 32), latency_runs=30, throughput_batch=4)
     assert list(table.index) == ["small", "inplace"]
     row = table.loc["small"]
     assert row["params"] == 516 and row["MParams"] == pytest.approx(516e-6)
@@ -144,7 +144,7 @@ def test_profile_table_rows():
     assert row["input"] == "3×32×32" and row["threads"] >= 1
     if not torch.cuda.is_available():
         assert math.isnan(row["gpu_ms_median"])
-    single = profile(conv_relu_conv(), (32, 32), latency_runs=30, gpu=False)
+    single = cost_summary(conv_relu_conv(), (32, 32), latency_runs=30, gpu=False)
     assert single["name"] == "Sequential" and math.isnan(single["gpu_ms_median"])
 
 
@@ -156,6 +156,6 @@ def test_gpu_latency_and_memory_leave_the_model_on_cpu():
     # the CUDA caching allocator rounds blocks up and cuDNN may add a workspace: never less
     cpu_peak = peak_activation_memory(model, (32, 32))
     assert peak_activation_memory(model, (32, 32), device="cuda") >= cpu_peak
-    row = profile(model, (32, 32), latency_runs=30, throughput_batch=4)
+    row = cost_summary(model, (32, 32), latency_runs=30, throughput_batch=4)
     assert row["gpu_ms_median"] > 0
     assert next(model.parameters()).device.type == "cpu"

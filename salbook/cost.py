@@ -1,4 +1,4 @@
-"""Efficiency profile of a model: parameters, FLOPs/MACs, size, activation memory, latency.
+"""The cost of a model (``salbook.cost``): parameters, FLOPs/MACs, size, activation memory, latency.
 
 Conventions (papers mix them, so the table shows both FLOPs and MACs):
 
@@ -44,8 +44,8 @@ __all__ = [
     "peak_activation_memory",
     "latency",
     "throughput",
-    "profile",
-    "profile_table",
+    "cost_summary",
+    "cost_table",
 ]
 
 InputSize = Sequence[int]
@@ -433,7 +433,7 @@ def throughput(
 # summary
 
 
-def profile(
+def cost_summary(
     model: nn.Module,
     input_size: InputSize,
     name: str | None = None,
@@ -480,20 +480,20 @@ def profile(
     }
 
 
-def profile_table(
+def cost_table(
     models: Mapping[str, nn.Module], input_size: InputSize, **kwargs: object
 ) -> "pandas.DataFrame":  # noqa: F821
-    """:func:`profile` every model in ``models`` (name -> module); one row each, indexed by name.
+    """:func:`cost_summary` of every model in ``models`` (name -> module); one row each, indexed by name.
 
-    Extra keyword arguments go to :func:`profile`.
+    Extra keyword arguments go to :func:`cost_summary`.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     if not models:
-        raise ValueError("profile_table needs at least one {name: model} entry")
+        raise ValueError("cost_table needs at least one {name: model} entry")
     rows = [
-        profile(model, input_size, name=name, **kwargs)  # type: ignore[arg-type]
-        for name, model in tqdm(models.items(), desc="profile", disable=not progress_enabled())
+        cost_summary(model, input_size, name=name, **kwargs)  # type: ignore[arg-type]
+        for name, model in tqdm(models.items(), desc="cost", disable=not progress_enabled())
     ]
     return pd.DataFrame(rows).set_index("name")
