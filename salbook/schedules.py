@@ -164,11 +164,13 @@ class ParamSchedule:
         """The value of every bound key at index ``t``."""
         return {key: float(sched(t)) for key, sched in self.schedules.items()}
 
-    def apply(self, optimizer: Any, t: int) -> dict[str, float]:
+    def apply(self, optimizer: Any, t: int, lr_scale: float = 1.0) -> dict[str, float]:
         """Write the values at index ``t`` into every param group of ``optimizer``; return them.
 
-        Raises ``KeyError`` naming the key when a param group has no such hyper-parameter (for
-        example ``"momentum"`` on Adam, whose equivalent is ``"betas"``).
+        The learning rate of a group that carries ``lr_mult`` (see
+        :func:`salbook.train.optim.param_groups`) is ``lr × lr_mult × lr_scale``; every other key
+        gets the scheduled value itself. Raises ``KeyError`` naming the key when a param group has
+        no such hyper-parameter (for example ``"momentum"`` on Adam, whose equivalent is ``"betas"``).
         """
         values = self.values(t)
         for i, group in enumerate(optimizer.param_groups):
@@ -179,7 +181,7 @@ class ParamSchedule:
                         f"hyper-parameter {key!r} (it has {sorted(k for k in group if k != 'params')}); "
                         "schedule one of those instead"
                     )
-                group[key] = value
+                group[key] = value * group.get("lr_mult", 1.0) * lr_scale if key == "lr" else value
         return values
 
     def __repr__(self) -> str:

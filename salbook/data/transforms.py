@@ -284,21 +284,28 @@ def make_loader(
     num_workers: int = 0,
     drop_last: bool = False,
     pin_memory: bool | None = None,
+    sampler: torch.utils.data.Sampler | None = None,
+    collate_fn: Callable[[Sequence[Any]], Any] | None = None,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader with :func:`collate`, seeded shuffling and seeded workers.
 
-    The same ``seed`` gives the same batch order and the same worker RNG streams on every run.
-    ``pin_memory`` defaults to True when CUDA is available.
+    The one loader builder of the package (:func:`salbook.train.fit` uses it too). The same
+    ``seed`` gives the same batch order and the same worker RNG streams on every run.
+    ``sampler`` (e.g. a ``DistributedSampler``) replaces ``shuffle``; ``collate_fn`` replaces
+    :func:`collate`. ``pin_memory`` defaults to True when CUDA is available.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if sampler is not None and shuffle:
+        raise ValueError("give either shuffle=True or a sampler (which decides the order itself), not both")
     gen = torch.Generator().manual_seed(int(seed))
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_fn or collate,
         worker_init_fn=seed_worker,
         generator=gen,
         drop_last=drop_last,
