@@ -4,6 +4,9 @@
     salbook build [--profile P] [--strict]
     salbook regress [--profile P] [--update]
     salbook spread [--profile P] --seeds 1 2
+
+``run -p KEY VALUE`` sets a parameter the chapter declares in its ``parameters`` cell (anything else
+is an error that lists them); the profile is set with ``--profile`` only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 from . import runner
 from .book import PROFILES
 
+#: ``salbook run``'s profile when ``--profile`` is not given.
+DEFAULT_RUN_PROFILE = "book"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="salbook", description=__doc__.split("\n")[0])
@@ -23,10 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute chapters with papermill")
-    r.add_argument("--profile", choices=PROFILES, default="book")
+    # default None, so that `-p profile X` can be told apart from an explicit --profile Y
+    r.add_argument("--profile", choices=PROFILES, default=None, help=f"run profile (default: {DEFAULT_RUN_PROFILE})")
     r.add_argument("notebooks", nargs="*", type=Path, help="chapter sources (default: all, in order)")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                   help="override a parameter, e.g. -p seed 1 -p dataset salicon -p data_root /data/salicon")
+                   help="override a parameter the chapter declares in its parameters cell, e.g. -p seed 1 "
+                        "-p dataset salicon -p data_root /data/salicon (not profile: use --profile)")
     r.add_argument("--out", default=None, help="name of the records/executed folder (default: the profile)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -41,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="records folder to compare (default: the profile)")
     g.add_argument("--update", action="store_true", help="write the current numbers as the baseline")
 
-    s = sub.add_parser("spread", help="re-run with other seeds; measure each number's seed-to-seed range")
+    s = sub.add_parser("spread", help="re-run with other seeds (training randomness only: the data and the "
+                                      "evaluation draws stay fixed, see salbook.book.SEED_CONTRACT); "
+                                      "measure each number's seed-to-seed range")
     s.add_argument("--profile", choices=PROFILES, default="smoke")
     s.add_argument("--seeds", type=int, nargs="+", required=True)
     s.add_argument("notebooks", nargs="*", type=Path)
@@ -58,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             for n in nbs or []:
                 if not n.is_file():
                     raise FileNotFoundError(f"no such notebook: {n}")
-            runner.run_all(root, args.profile, nbs, runner.parse_parameters(args.parameter),
+            params = runner.parse_parameters(args.parameter)
+            runner.check_profile_parameter(params, args.profile)  # before the default profile fills in
+            runner.run_all(root, args.profile or DEFAULT_RUN_PROFILE, nbs, params,
                            args.out, progress=not args.no_progress)
         elif args.command == "build":
             index = runner.build_book(root, args.profile, strict=args.strict, out_name=args.out)
@@ -69,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.update:
                 spread_file = root / "_build" / "records" / (args.out or args.profile) / "_spread.json"
                 spread = json.loads(spread_file.read_text())["metrics"] if spread_file.exists() else None
-                runner.write_baseline(path, now, args.profile, spread)
+                runner.write_baseline(path, now, args.profile, spread,
+                                      runner.load_configs(root, args.profile, args.out))
                 how = f"tolerances widened to the seed range in {spread_file}" if spread else "declared tolerances"
                 print(f"wrote {len(now)} numbers to {path} ({how})")
                 return 0

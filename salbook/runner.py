@@ -3,16 +3,25 @@
 Layout of the build folder (never committed)::
 
     _build/executed/<profile>/<stem>.ipynb   executed notebooks, with outputs
-    _build/records/<profile>/<stem>.json     numbers each notebook recorded + run facts
+    _build/records/<profile>/<stem>.json     numbers each notebook recorded, their configs, run facts
     _build/records/<profile>/_run.json       wall time of each notebook in the last run
     _build/site/                             the book's sources with the executed notebooks
     _build/html/                             the built book
 
-Papermill is the only executor; Jupyter Book's own execution is off (``_config.yml``).
+Papermill is the only executor; Jupyter Book's own execution is off (``_config.yml``). The kernel
+talks to papermill over IPC (Unix sockets in Jupyter's runtime folder) rather than TCP on localhost,
+so nothing listens on a port and ipykernel has no unencrypted-TCP warning to print.
+
+Parameters: ``profile`` is set by the ``profile`` argument (``--profile``) only, and every other
+parameter passed must be declared in the chapter's ``parameters`` cell; both are checked for all the
+requested chapters before any of them runs (:func:`check_parameters`).
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
+import functools
 import json
 import math
 import os
@@ -20,11 +29,13 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .book import PROFILES, RECORD_ENV
 from .utils import atomic_write_text
@@ -33,12 +44,17 @@ __all__ = [
     "find_root",
     "discover_notebooks",
     "read_notebook",
+    "declared_parameters",
+    "check_parameters",
+    "check_profile_parameter",
+    "kernel_manager_class",
     "NotebookFailed",
     "run_notebook",
     "run_all",
     "build_book",
     "compare",
     "load_records",
+    "load_configs",
     "load_baseline",
     "write_baseline",
     "measure_spread",
@@ -73,21 +89,116 @@ def discover_notebooks(root: Path) -> list[Path]:
     return sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
 
 
-def read_notebook(path: Path) -> "nbformat.NotebookNode":  # noqa: F821
-    """Read a jupytext source and check the book's conventions (exactly one ``parameters`` cell
-    holding at least :data:`REQUIRED_PARAMETERS`)."""
+def _parse_parameters_cell(source: str, name: str) -> dict[str, Any]:
+    """The names a ``parameters`` cell assigns at its top level → their defaults.
+
+    A default that is a Python literal is returned as its value (``0``, ``None``, ``"smoke"``), any
+    other as its source text (``2 * 3``), as papermill reports it.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise ValueError(f"{name}: the parameters cell is not valid Python ({err.msg}, line {err.lineno})") from None
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        try:
+            default: Any = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            default = ast.get_source_segment(source, value)
+        out.update({t.id: default for t in targets if isinstance(t, ast.Name)})
+    return out
+
+
+def _read_checked(path: Path) -> tuple["nbformat.NotebookNode", dict[str, Any]]:  # noqa: F821
+    """:func:`read_notebook` and :func:`declared_parameters` in one read."""
     import jupytext
 
     nb = jupytext.read(path)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{path.name}: expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    source = nb.cells[tagged[0]].source
-    missing = [p for p in REQUIRED_PARAMETERS if not any(line.split("=")[0].strip() == p for line in source.splitlines())]
+    declared = _parse_parameters_cell(nb.cells[tagged[0]].source, path.name)
+    missing = [p for p in REQUIRED_PARAMETERS if p not in declared]
     if missing:
         raise ValueError(f"{path.name}: the parameters cell must define {', '.join(missing)}")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return nb, declared
+
+
+def read_notebook(path: Path) -> "nbformat.NotebookNode":  # noqa: F821
+    """Read a jupytext source and check the book's conventions (exactly one ``parameters`` cell
+    holding at least :data:`REQUIRED_PARAMETERS`)."""
+    return _read_checked(path)[0]
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a chapter declares in its ``parameters`` cell → their defaults (see
+    :func:`read_notebook` for the conventions checked on the way)."""
+    return _read_checked(path)[1]
+
+
+def check_profile_parameter(parameters: Mapping[str, Any], profile: str | None) -> None:
+    """The profile is set with ``--profile`` (the ``profile`` argument) only, never with ``-p profile``.
+
+    ``profile`` is ``None`` when the caller's profile was left at its default.
+    """
+    if "profile" not in parameters:
+        return
+    given = parameters["profile"]
+    if profile is None:
+        raise ValueError(f"-p profile {given}: the profile is not set with -p; use --profile {given} instead")
+    if given != profile:
+        raise ValueError(
+            f"two profiles given: -p profile {given} and --profile {profile}; "
+            f"set the profile with --profile only (drop -p profile {given})"
+        )
+    raise ValueError(f"-p profile {given} repeats --profile {profile}; set the profile with --profile only "
+                     f"(drop -p profile {given})")
+
+
+def _undeclared(name: str, declared: Mapping[str, Any], parameters: Mapping[str, Any]) -> str | None:
+    """Why ``parameters`` do not fit notebook ``name`` (names it does not declare), or ``None``."""
+    unknown = [k for k in parameters if k not in declared]
+    if not unknown:
+        return None
+    choices = [k for k in declared if k != "profile"]
+
+    def hint(key: str) -> str:
+        close = difflib.get_close_matches(key, choices, n=1)
+        return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+
+    return (f"{name} does not declare {', '.join(hint(k) for k in unknown)}; its parameters cell declares "
+            f"{', '.join(choices)} (and profile, set with --profile)")
+
+
+def check_parameters(notebooks: Sequence[Path], parameters: Mapping[str, Any] | None,
+                     profile: str | None = None) -> None:
+    """Check ``parameters`` (``-p KEY VALUE``) against every notebook before any of them runs.
+
+    Raises :class:`ValueError` when ``parameters`` hold ``profile`` (it is set with ``--profile``
+    only; ``profile`` is the one given there, ``None`` when left at its default) or a name that
+    some notebook does not declare in its ``parameters`` cell (the message lists, per notebook,
+    what it does declare). A typo such as ``-p sed 1`` therefore stops the run instead of being
+    silently ignored.
+    """
+    params = dict(parameters or {})
+    check_profile_parameter(params, profile)
+    problems = [msg for path in notebooks
+                if (msg := _undeclared(path.name, declared_parameters(path), params)) is not None]
+    if problems:
+        raise _unknown_parameters(problems)
+
+
+def _unknown_parameters(problems: Sequence[str]) -> ValueError:
+    """The error for parameters that notebooks do not declare (one line per notebook)."""
+    return ValueError("unknown parameter, nothing was run:\n  " + "\n  ".join(problems)
+                      + "\nfix the -p name, or declare the parameter in the chapter's parameters cell")
 
 
 def _versions() -> dict[str, str]:
@@ -98,6 +209,48 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _ipc_connection_file() -> Path:
+    """A fresh connection file for one kernel; its IPC sockets are ``<stem>-ipc-<port>`` beside it.
+
+    It lives in Jupyter's runtime folder (private to the user) unless that path is too long for a
+    Unix socket address (about 100 bytes), then in the temporary folder.
+    """
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    name = f"kernel-salbook-{uuid.uuid4().hex[:12]}.json"
+    folder = Path(jupyter_runtime_dir())
+    if len(str(folder / name)) + len("-ipc-65535") > 100:
+        folder = Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / name
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_manager_class() -> type | None:
+    """The kernel manager papermill starts the kernel with: IPC transport on POSIX systems.
+
+    Over the default TCP transport ipykernel warns that it is "running over TCP without
+    encryption" into the run's output. Over IPC (Unix domain sockets, in a private folder) there is
+    no port and no warning. ``None`` (nbclient's default, TCP) where IPC is not available.
+    """
+    if os.name != "posix":
+        return None
+    from jupyter_client import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """nbclient's default kernel manager, with the kernel's sockets on IPC instead of TCP."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            if not kwargs.get("connection_file"):
+                connection_file = _ipc_connection_file()
+                kwargs["connection_file"] = str(connection_file)
+                kwargs.setdefault("ip", str(connection_file.with_suffix("")) + "-ipc")
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
 
 
 def _describe_failure(err: Exception, nb_path: Path, executed: Path) -> str:
@@ -132,7 +285,10 @@ def run_notebook(
 ) -> dict[str, Any]:
     """Execute one chapter with papermill; return its record (numbers + run facts).
 
-    ``parameters`` override the notebook's parameters cell (``profile`` is always set).
+    ``parameters`` override the notebook's parameters cell; each must be declared there, and
+    ``profile`` is set by the ``profile`` argument only (see :func:`check_parameters`; checked before
+    the kernel starts). The record holds the numbers the notebook recorded (each with the hash of
+    its config when it gave one) and ``configs``: hash → config.
     Raises :class:`NotebookFailed` naming the notebook and the cell when a cell raises.
     """
     import nbformat
@@ -145,12 +301,16 @@ def run_notebook(
     src_ipynb = build / "sources" / f"{nb_path.stem}.ipynb"
     executed = build / "executed" / tag / f"{nb_path.stem}.ipynb"
     record_file = build / "records" / tag / f"{nb_path.stem}.json"
+    nb, declared = _read_checked(nb_path)
+    check_profile_parameter(parameters or {}, profile)
+    problem = _undeclared(nb_path.name, declared, parameters or {})
+    if problem:
+        raise _unknown_parameters([problem])
     for p in (src_ipynb, executed, record_file):
         p.parent.mkdir(parents=True, exist_ok=True)
-    nb = read_notebook(nb_path)
     atomic_write_text(src_ipynb, nbformat.writes(nb))
     params = {"profile": profile, **(parameters or {})}
-    defaults = {k: v["default"] for k, v in papermill.inspect_notebook(str(src_ipynb)).items()}
+    manager = kernel_manager_class()
     partial = record_file.with_suffix(".partial.json")
     partial.unlink(missing_ok=True)
     env_before = os.environ.get(RECORD_ENV)
@@ -171,6 +331,7 @@ def run_notebook(
             cwd=str(nb_path.parent),
             progress_bar=progress and sys.stderr.isatty(),
             log_output=False,
+            **({"kernel_manager_class": manager} if manager is not None else {}),
         )
     except Exception as err:
         raise NotebookFailed(_describe_failure(err, nb_path, executed)) from None
@@ -182,21 +343,21 @@ def run_notebook(
                 os.environ[key] = before
     wall = time.perf_counter() - start
     _check_figures(nb_path, executed)
-    recorded = json.loads(partial.read_text()) if partial.exists() else {"metrics": {}, "meta": {}}
+    recorded = json.loads(partial.read_text()) if partial.exists() else {}
     partial.unlink(missing_ok=True)
-    resolved = {k: _literal(v) for k, v in defaults.items()}
-    resolved.update(params)
+    resolved = {**declared, **params}
     rec = {
         "notebook": nb_path.name,
         "profile": profile,
         "parameters": resolved,
         "seed": resolved.get("seed"),
-        "device": recorded["meta"].get("device", resolved.get("device")),
-        "meta": recorded["meta"],
+        "device": recorded.get("meta", {}).get("device", resolved.get("device")),
+        "meta": recorded.get("meta", {}),
         "versions": _versions(),
         "wall_time_s": round(wall, 2),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "metrics": recorded["metrics"],
+        "metrics": recorded.get("metrics", {}),
+        "configs": recorded.get("configs", {}),
     }
     atomic_write_text(record_file, json.dumps(rec, indent=2, sort_keys=True))
     return rec
@@ -219,18 +380,6 @@ def _check_figures(nb_path: Path, executed: Path) -> None:
             )
 
 
-def _literal(text: Any) -> Any:
-    """papermill's inspect gives defaults as source text; turn the simple ones into values."""
-    import ast
-
-    if not isinstance(text, str):
-        return text
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def run_all(
     root: Path,
     profile: str,
@@ -239,10 +388,15 @@ def run_all(
     out_name: str | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Execute ``notebooks`` (default: every chapter) in order; write ``_run.json`` with wall times."""
+    """Execute ``notebooks`` (default: every chapter) in order; write ``_run.json`` with wall times.
+
+    ``parameters`` are checked against every notebook first (:func:`check_parameters`): a bad one
+    stops the run before anything executes.
+    """
     paths = list(notebooks) if notebooks else discover_notebooks(root)
     if not paths:
         raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} in {root / 'notebooks'}")
+    check_parameters(paths, parameters, profile)
     results = []
     total = time.perf_counter()
     for i, path in enumerate(paths, 1):
@@ -370,17 +524,31 @@ class RegressionReport:
         return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
 
 
-def load_records(root: Path, profile: str, out_name: str | None = None) -> dict[str, dict[str, Any]]:
-    """All numbers recorded by the last run of ``profile`` (key → {value, tol, rel, notebook})."""
+def _record_files(root: Path, profile: str, out_name: str | None) -> list[dict[str, Any]]:
+    """The per-notebook record files of the last run of ``profile``, parsed."""
     folder = root / "_build" / "records" / (out_name or profile)
     files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("_") and ".partial" not in p.name)
     if not files:
         raise FileNotFoundError(f"no records in {folder}; run `salbook run --profile {profile}` first")
+    return [json.loads(f.read_text()) for f in files]
+
+
+def load_records(root: Path, profile: str, out_name: str | None = None) -> dict[str, dict[str, Any]]:
+    """All numbers recorded by the last run of ``profile`` (key → {value, tol, rel, notebook}, and
+    ``config``: the hash of the number's config in :func:`load_configs`, when it was recorded with one)."""
     out: dict[str, dict[str, Any]] = {}
-    for f in files:
-        rec = json.loads(f.read_text())
+    for rec in _record_files(root, profile, out_name):
         for key, m in rec["metrics"].items():
             out[key] = {**m, "notebook": rec["notebook"]}
+    return out
+
+
+def load_configs(root: Path, profile: str, out_name: str | None = None) -> dict[str, dict[str, Any]]:
+    """The configs of the last run of ``profile``: hash → config (the ``config`` of a number in
+    :func:`load_records` is a key here)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rec in _record_files(root, profile, out_name):
+        out.update(rec.get("configs", {}))
     return out
 
 
@@ -450,25 +618,35 @@ def measure_spread(root: Path, profile: str, seeds: Sequence[int], notebooks: Se
 
 
 def write_baseline(path: Path, now: dict[str, dict[str, Any]], profile: str,
-                   spread: dict[str, dict[str, Any]] | None = None) -> None:
+                   spread: dict[str, dict[str, Any]] | None = None,
+                   configs: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Write the current numbers as the baseline of ``profile``.
 
     Each number's tolerance is the larger of the tolerance the chapter declared and, when a spread
     measurement is given (:func:`measure_spread`), the range of the number across seeds: a change
     smaller than what re-seeding alone does is not called a drift. The baseline keeps both, so the
-    origin of every tolerance can be read off the file.
+    origin of every tolerance can be read off the file. A number's ``config`` hash is kept too, and
+    the configs it names (from ``configs``, see :func:`load_configs`) go to the file's ``configs``
+    section; :func:`compare` ignores them.
     """
     metrics: dict[str, dict[str, Any]] = {}
     for key, v in now.items():
-        entry = {kk: vv for kk, vv in v.items() if kk in ("value", "tol", "rel", "notebook")}
+        entry = {kk: vv for kk, vv in v.items() if kk in ("value", "tol", "rel", "notebook", "config")}
         entry["declared_tol"] = entry["tol"]
         if spread and key in spread:
             entry["seed_range"] = round(spread[key]["range"], 6)
             entry["tol"] = max(entry["tol"], entry["seed_range"])
         metrics[key] = entry
+    used = sorted({m["config"] for m in metrics.values() if "config" in m})
+    missing = [h for h in used if h not in (configs or {})]
+    if missing:
+        raise ValueError(f"no config for hash(es) {', '.join(missing)} named by the numbers; pass configs= "
+                         "(runner.load_configs of the same run)")
     payload = {"profile": profile, "written": time.strftime("%Y-%m-%d"), "versions": _versions(),
                "tolerance_rule": "tol = max(declared tol, range across seeds measured by `salbook spread`)",
                "metrics": metrics}
+    if used:
+        payload["configs"] = {h: configs[h] for h in used}
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 

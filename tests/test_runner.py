@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from salbook import book, cli, runner
+import salbook
+from salbook import baselines, book, cli, runner
+from salbook.data.synthetic import SyntheticSaliency
+from salbook.recipes.pan import PanConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +38,22 @@ seed = 0
 """
 
 
-def make_book(tmp_path: Path, body: str, name: str = "00_tiny") -> Path:
-    (tmp_path / "notebooks").mkdir()
+def make_book(tmp_path: Path, body: str, name: str = "00_tiny", extra_params: str = "") -> Path:
+    """A book in ``tmp_path`` with one more chapter ``name`` (its parameters cell: :data:`PARAMS`
+    plus ``extra_params``); returns the chapter's path."""
+    (tmp_path / "notebooks").mkdir(exist_ok=True)
     (tmp_path / "_config.yml").write_text("title: t\n")
     nb = tmp_path / "notebooks" / f"{name}.py"
-    nb.write_text(HEADER + "\n" + PARAMS + "\n" + textwrap.dedent(body))
+    nb.write_text(HEADER + "\n" + PARAMS + extra_params + "\n" + textwrap.dedent(body))
     return nb
+
+
+@pytest.fixture
+def fresh_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty record in this process, as in a fresh kernel."""
+    monkeypatch.setattr(book, "_MEMORY", {})
+    monkeypatch.setattr(book, "_CONFIGS", {})
+    monkeypatch.setattr(book, "_META", {})
 
 
 # ----------------------------------------------------------------------------- notebook side
@@ -64,6 +80,53 @@ def test_record_writes_json_atomically(tmp_path: Path, monkeypatch: pytest.Monke
         book.record("x", "high", tol=0.1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Cfg:
+    model: str = "tiny"
+    size: tuple[int, int] = (96, 128)
+    root: Path | None = None
+
+
+def test_record_stores_each_config_once_and_config_of_returns_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_records: None) -> None:
+    target = tmp_path / "rec.json"
+    monkeypatch.setenv(book.RECORD_ENV, str(target))
+    cfg = _Cfg(root=Path("/data/x"))
+    book.record("t.cc", 0.5, tol=0.01, config=cfg)
+    book.record("t.nss", 1.5, tol=0.1, config=cfg)
+    book.record("t.other", 2.0, tol=0.1, config={"model": "big", "lr": 0.1})
+    book.record("t.bare", 3.0, tol=0.1)
+    data = json.loads(target.read_text())
+    h = book.config_hash(cfg)
+    assert re.fullmatch(r"[0-9a-f]{12}", h)
+    assert data["metrics"]["t.cc"]["config"] == data["metrics"]["t.nss"]["config"] == h
+    assert "config" not in data["metrics"]["t.bare"]
+    assert len(data["configs"]) == 2  # each distinct config once
+    # JSON-friendly: tuples become lists, a path its text
+    assert data["configs"][h] == {"model": "tiny", "size": [96, 128], "root": "/data/x"}
+    assert data["configs"][data["metrics"]["t.other"]["config"]] == {"model": "big", "lr": 0.1}
+    assert book.config_of("t.cc") == data["configs"][h]
+    assert book.config_of("t.bare") is None
+    book.config_of("t.cc")["model"] = "changed"  # a copy
+    assert book.config_of("t.nss")["model"] == "tiny"
+    with pytest.raises(KeyError, match="no number recorded as 't.missing'.*t.bare"):
+        book.config_of("t.missing")
+    # re-recording a number with another config drops the config nobody names any more
+    book.record("t.other", 2.0, tol=0.1, config=cfg)
+    assert list(json.loads(target.read_text())["configs"]) == [h]
+
+
+def test_config_accepts_as_dict_dataclasses_and_mappings_only(fresh_records: None) -> None:
+    pan = PanConfig(epochs=2)
+    book.record("p.cc", 0.5, tol=0.01, config=pan)
+    assert book.config_of("p.cc")["recipe"].startswith("pan/")  # as_dict() wins over asdict()
+    assert book.config_of("p.cc")["epochs"] == 2
+    assert book.config_hash(pan) == book.config_hash(pan.as_dict()) != book.config_hash(PanConfig(epochs=3))
+    for bad in (_Cfg, [1, 2], "epochs=2"):
+        with pytest.raises(TypeError, match="config must be a dataclass instance"):
+            book.record("p.bad", 0.5, tol=0.01, config=bad)
+
+
 # ----------------------------------------------------------------------------- conventions
 
 def test_read_notebook_requires_one_parameters_cell(tmp_path: Path) -> None:
@@ -74,6 +137,47 @@ def test_read_notebook_requires_one_parameters_cell(tmp_path: Path) -> None:
     nb.write_text(HEADER + '\n# %% tags=["parameters"]\nprofile = "smoke"\n')
     with pytest.raises(ValueError, match="must define dataset, data_root, device, seed"):
         runner.read_notebook(nb)
+
+
+def test_declared_parameters_reads_the_parameters_cell(tmp_path: Path) -> None:
+    nb = make_book(tmp_path, "# %%\nx = 1\n", extra_params='epochs: int = 3\nsizes = (2, 3)\nlr = 2 * 0.05\n')
+    declared = runner.declared_parameters(nb)
+    assert list(declared) == ["profile", "dataset", "data_root", "device", "seed", "epochs", "sizes", "lr"]
+    assert declared["data_root"] is None and declared["epochs"] == 3 and declared["sizes"] == (2, 3)
+    assert declared["lr"] == "2 * 0.05"  # not a literal: its source text, as papermill reports it
+
+
+def test_profile_is_set_with_the_profile_option_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make_book(tmp_path, "# %%\nx = 1\n")
+    root = ["--root", str(tmp_path)]
+    assert cli.main([*root, "run", "--profile", "smoke", "-p", "profile", "paper"]) == 2
+    err = capsys.readouterr().err
+    assert "-p profile paper" in err and "--profile smoke" in err and "--profile only" in err
+    assert cli.main([*root, "run", "-p", "profile", "smoke"]) == 2
+    assert "use --profile smoke" in capsys.readouterr().err
+    assert cli.main([*root, "run", "--profile", "smoke", "-p", "profile", "smoke"]) == 2
+    assert "--profile only" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="-p profile book and --profile smoke"):
+        runner.run_notebook(tmp_path / "notebooks/00_tiny.py", "smoke", tmp_path, {"profile": "book"})
+    assert not (tmp_path / "_build").exists()  # nothing ran
+
+
+def test_undeclared_parameter_stops_the_run_before_any_notebook_executes(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    first = make_book(tmp_path, "# %%\nx = 1\n", name="00_first", extra_params="epochs = 2\n")
+    second = make_book(tmp_path, "# %%\nx = 1\n", name="01_second")
+    with pytest.raises(ValueError) as err:
+        runner.run_all(tmp_path, "smoke", [first, second], {"epochs": 3}, progress=False)
+    msg = str(err.value)
+    assert "01_second.py does not declare 'epochs'" in msg and "00_first.py" not in msg
+    assert "declares dataset, data_root, device, seed" in msg and "nothing was run" in msg
+    assert not (tmp_path / "_build").exists()
+    assert cli.main(["--root", str(tmp_path), "run", "--profile", "smoke", str(first), "-p", "sed", "1"]) == 2
+    out = capsys.readouterr().err
+    assert "'sed' (did you mean 'seed'?)" in out and "declares dataset, data_root, device, seed, epochs" in out
+    with pytest.raises(ValueError, match="00_first.py does not declare 'sed'"):
+        runner.run_notebook(first, "smoke", tmp_path, {"sed": 1})
+    assert not (tmp_path / "_build").exists()
 
 
 def test_every_chapter_follows_the_conventions_and_is_in_the_toc() -> None:
@@ -92,17 +196,41 @@ def test_run_records_parameters_seed_and_numbers(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv(book.RECORD_ENV, raising=False)
     nb = make_book(tmp_path, """\
         # %%
-        from salbook.book import record, record_meta
+        from salbook.book import config_of, record, record_meta
         record_meta(device="cpu")
-        record("tiny.seed_plus_one", seed + 1, tol=0.0)
+        record("tiny.seed_plus_one", seed + 1, tol=0.0, config={"seed": seed, "size": (2, 3)})
+        record("tiny.plain", 1.0, tol=0.0)
+        assert config_of("tiny.seed_plus_one") == {"seed": seed, "size": [2, 3]}
         """)
     rec = runner.run_notebook(nb, "smoke", tmp_path, {"seed": 1}, progress=False)
     assert rec["seed"] == 1 and rec["parameters"]["dataset"] == "synthetic"
     assert rec["metrics"]["tiny.seed_plus_one"]["value"] == 2.0
     assert rec["device"] == "cpu" and rec["wall_time_s"] > 0 and "torch" in rec["versions"]
+    h = book.config_hash({"seed": 1, "size": [2, 3]})
+    assert rec["metrics"]["tiny.seed_plus_one"]["config"] == h and "config" not in rec["metrics"]["tiny.plain"]
+    assert rec["configs"] == {h: {"seed": 1, "size": [2, 3]}}
     saved = json.loads((tmp_path / "_build/records/smoke/00_tiny.json").read_text())
     assert saved == rec
     assert (tmp_path / "_build/executed/smoke/00_tiny.ipynb").exists()
+    # one hop from a number to its config
+    loaded = runner.load_records(tmp_path, "smoke")
+    assert runner.load_configs(tmp_path, "smoke")[loaded["tiny.seed_plus_one"]["config"]]["seed"] == 1
+
+
+@pytest.mark.slow
+def test_the_kernel_runs_over_ipc_without_the_tcp_warning(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    nb = make_book(tmp_path, """\
+        # %%
+        from ipykernel.connect import get_connection_info
+        from salbook.book import record_meta
+        record_meta(transport=get_connection_info(unpack=True)["transport"])
+        print("the cell ran")
+        """)
+    rec = runner.run_notebook(nb, "smoke", tmp_path, progress=False)
+    out, err = capfd.readouterr()  # the kernel's own stdout / stderr are this process's descriptors
+    assert rec["meta"]["transport"] == "ipc"
+    assert "without encryption" not in out + err and "TCP" not in out + err
+    assert [p.name for p in nb.parent.iterdir()] == ["00_tiny.py"]  # no socket files beside the chapter
 
 
 @pytest.mark.slow
@@ -169,6 +297,55 @@ def test_baseline_tolerance_is_widened_to_the_seed_range(tmp_path: Path) -> None
     assert data["a"]["tol"] == 0.04 and data["a"]["declared_tol"] == 0.01 and data["a"]["seed_range"] == 0.04
     assert data["b"]["tol"] == 0.05
     assert runner.compare(data, {"a": _rec(0.535)}).rows[0].status == "ok"
+
+
+def test_regress_update_keeps_each_numbers_config(tmp_path: Path) -> None:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    records = tmp_path / "_build/records/smoke"
+    records.mkdir(parents=True)
+    cfg = {"model": "tiny", "epochs": 2}
+    h = book.config_hash(cfg)
+    (records / "00_x.json").write_text(json.dumps({
+        "notebook": "00_x.py", "configs": {h: cfg},
+        "metrics": {"x.cc": {**_rec(0.7), "config": h}, "x.bare": _rec(0.1)}}))
+    assert runner.load_records(tmp_path, "smoke")["x.cc"]["config"] == h
+    baseline = tmp_path / "base.json"
+    assert cli.main(["--root", str(tmp_path), "regress", "--profile", "smoke", "--baseline", str(baseline), "--update"]) == 0
+    data = json.loads(baseline.read_text())
+    assert data["metrics"]["x.cc"]["config"] == h and data["configs"] == {h: cfg}
+    assert "config" not in data["metrics"]["x.bare"]
+    # a config that changed is not a regression by itself
+    now = {"x.cc": {**_rec(0.7), "config": "0" * 12}, "x.bare": _rec(0.1)}
+    assert runner.compare(runner.load_baseline(baseline), now).ok
+    with pytest.raises(ValueError, match=f"no config for hash.*{h}"):
+        runner.write_baseline(tmp_path / "other.json", runner.load_records(tmp_path, "smoke"), "smoke")
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_one_seed_contract_in_the_package_and_the_intro() -> None:
+    contract = _words(book.SEED_CONTRACT)
+    intro = (ROOT / "book" / "intro.md").read_text()
+    assert "## Seeds and what `salbook spread` measures" in intro
+    assert contract in _words(intro), "book/intro.md no longer carries salbook.book.SEED_CONTRACT word for word"
+    assert contract in _words(book.__doc__ or contract)
+    for varies in ("initialisation", "data order", "augmentation", "dropout"):
+        assert varies in contract
+    for fixed in ("data_seed", "shuffled-AUC negatives", "inter-observer", "EVAL_SEED", "DATA_SEED"):
+        assert fixed in contract
+
+
+def test_the_fixed_seeds_of_the_contract_are_the_code_defaults() -> None:
+    assert book.DATA_SEED == 0 and book.EVAL_SEED == 0  # the contract's text says 0
+    assert PanConfig().data_seed == book.DATA_SEED
+    assert inspect.signature(SyntheticSaliency).parameters["seed"].default == book.DATA_SEED
+    assert inspect.signature(salbook.evaluate).parameters["seed"].default == book.EVAL_SEED
+    assert inspect.signature(baselines.inter_observer).parameters["seed"].default == book.EVAL_SEED
 
 
 @pytest.mark.slow
