@@ -26,7 +26,8 @@ import io
 import math
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "peak_activation_memory",
     "latency",
     "throughput",
+    "train_step_seconds",
     "cost_summary",
     "cost_table",
 ]
@@ -414,6 +416,37 @@ def latency(
         batch=int(batch),
         input_shape=shape,
     )
+
+
+def train_step_seconds(
+    build_model: "Callable[[], nn.Module]",
+    loss_fn: "Callable[[torch.Tensor, dict], torch.Tensor]",
+    optimizer: "Callable[[Any], torch.optim.Optimizer]",
+    batch: "dict[str, torch.Tensor]",
+    device: str | torch.device = "cpu",
+    repeats: int = 2,
+    threads: int | None = None,
+) -> float:
+    """Median wall time (s) of one training step — forward, ``loss_fn(output, batch)``, backward
+    and the optimiser update — of a freshly built model on ``batch`` (moved to ``device``), after
+    one untimed warm-up step. ``optimizer`` is a factory ``params -> Optimizer``."""
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    dev = resolve_device(device)
+    model = build_model().to(dev).train()
+    opt = optimizer(model.parameters())
+    batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    times = []
+    with _threads(threads):
+        for _ in range(int(repeats) + 1):
+            _sync(dev)
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(batch["image"]), batch).backward()
+            opt.step()
+            _sync(dev)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
 
 
 def throughput(

@@ -8,8 +8,9 @@ Documented rules
 * **Prediction**: :func:`predict` puts the model in ``eval()`` mode under ``torch.no_grad()``;
   a model with a ``predict_batch(batch)`` method (the baselines) is asked for its maps directly,
   any other is called as ``model(images)`` and must return N×h×w or N×1×h×w.
-* **postprocess** (optional callable, e.g. a Gaussian blur or ``torch.sigmoid``) is applied to
-  each prediction as an h×w tensor, before resizing.
+* **postprocess** (a name from :data:`POSTPROCESSORS` — ``"minmax"``, ``"blur_minmax"`` (Gaussian
+  σ = 3 map pixels, then min-max: Pan et al.'s official inference), ``"sigmoid"`` — or any
+  callable) is applied to each prediction as an h×w tensor, before resizing.
 * **Resizing**: each prediction is resized to its ground truth's size (the fixation map's, else
   the density's / mask's, else the image's) with bilinear interpolation, ``align_corners=False``,
   antialiased when shrinking (:func:`salbook.metrics.resize_map`; plain bilinear when enlarging).
@@ -55,6 +56,11 @@ __all__ = [
     "shuffle_fixations",
     "fixation_records",
     "image_seed",
+    "POSTPROCESSORS",
+    "blur_minmax",
+    "resolve_postprocess",
+    "finished_maps",
+    "paired_difference",
 ]
 
 DEFAULT_METRICS: tuple[str, ...] = ("auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "kld", "sim")
@@ -295,6 +301,49 @@ def _baseline_maps(baseline: Any, batch: Mapping[str, Any], device: Any) -> list
 
 
 # --------------------------------------------------------------------------------------------
+# named post-processing
+# --------------------------------------------------------------------------------------------
+def blur_minmax(sigma: float = 3.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Gaussian blur of σ map pixels (``scipy.ndimage.gaussian_filter`` defaults: reflecting
+    border, truncated at 4 σ), then min-max to [0, 1]; σ = 0 is the min-max alone.
+
+    Pan et al.'s official inference (``prediction.py``) does this on the 48 × 48 output before
+    resizing it to the image.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from .maps import minmax
+
+    def post(pred: torch.Tensor) -> torch.Tensor:
+        x = pred.detach().float().cpu().numpy()
+        x = x.reshape(x.shape[-2:])
+        if sigma > 0:
+            x = gaussian_filter(x.astype(np.float64), sigma=sigma)
+        return torch.from_numpy(minmax(x).astype(np.float32))
+
+    post.__name__ = f"blur{sigma:g}_minmax" if sigma > 0 else "minmax"
+    return post
+
+
+#: Post-processing by name: applied to each h×w prediction before it is resized.
+POSTPROCESSORS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
+    "none": None,
+    "minmax": blur_minmax(0.0),
+    "blur_minmax": blur_minmax(3.0),
+    "sigmoid": torch.sigmoid,
+}
+
+
+def resolve_postprocess(postprocess: str | Callable[[torch.Tensor], torch.Tensor] | None):
+    """A post-processing callable (or ``None``) from a name in :data:`POSTPROCESSORS` or a callable."""
+    if postprocess is None or callable(postprocess):
+        return postprocess
+    if postprocess not in POSTPROCESSORS:
+        raise ValueError(f"unknown postprocess {postprocess!r}; choose one of {sorted(POSTPROCESSORS)} or pass a callable")
+    return POSTPROCESSORS[postprocess]
+
+
+# --------------------------------------------------------------------------------------------
 # evaluate
 # --------------------------------------------------------------------------------------------
 def evaluate(
@@ -303,7 +352,7 @@ def evaluate(
     metrics: Iterable[str] = DEFAULT_METRICS,
     batch_size: int = 16,
     device: str | torch.device = "auto",
-    postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    postprocess: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
     n_shuffle_images: int = 100,
     seed: int = 0,
     progress: bool | None = None,
@@ -320,8 +369,9 @@ def evaluate(
         metrics: names from :data:`salbook.metrics.FIXATION_METRICS`.
         batch_size: images per forward pass.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
-        postprocess: applied to each h×w prediction before resizing (e.g. ``torch.sigmoid`` for
-            logits, which KLD needs: it rejects negative maps).
+        postprocess: applied to each h×w prediction before resizing: a name from
+            :data:`POSTPROCESSORS` or a callable (e.g. ``"sigmoid"`` for logits, which KLD needs:
+            it rejects negative maps).
         n_shuffle_images: other images whose fixations make the sAUC negatives (SALICON
             practice: 100; MIT: 10).
         seed: seeds the random metrics and the choice of shuffle images.
@@ -336,6 +386,7 @@ def evaluate(
     from tqdm.auto import tqdm
 
     names = check_metric_names(metrics)
+    postprocess = resolve_postprocess(postprocess)
     if "info_gain" in names and info_gain_baseline is None:
         raise ValueError("metric 'info_gain' needs info_gain_baseline= (e.g. CenterBias.fit(train_set))")
     if len(dataset) == 0:
@@ -447,3 +498,67 @@ def evaluate_sod(
         "averaged over images first (SalMetric, CSNet)",
     }
     return EvalResult(per_image, summary, settings)
+
+
+# --------------------------------------------------------------------------------------------
+# maps as evaluated, and paired comparisons
+# --------------------------------------------------------------------------------------------
+def finished_maps(
+    model: Any,
+    dataset: Any,
+    postprocess: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int = 16,
+    indices: Sequence[int] | None = None,
+) -> list[np.ndarray]:
+    """The maps :func:`evaluate` scores: each prediction post-processed and resized to its
+    ground truth's size (float32 h×w arrays, one per image of ``indices``, default all)."""
+    post = resolve_postprocess(postprocess)
+    chosen = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    dev = resolve_device(device) if isinstance(device, str) else device
+    out: list[np.ndarray] = []
+    for start in range(0, len(chosen), batch_size):
+        samples = [dataset[i] for i in chosen[start:start + batch_size]]
+        preds = predict(model, _collate(samples), dev)
+        out.extend(np.asarray(_finish_prediction(p, ground_truth_size(s), post), dtype=np.float32)
+                   for p, s in zip(preds, samples))
+    return out
+
+
+def paired_difference(
+    a: EvalResult, b: EvalResult, metrics: Sequence[str] | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Per-image differences ``a − b`` of two evaluations on the same images.
+
+    One row per metric: ``mean difference``, its Student-t interval (``ci_low``, ``ci_high``;
+    the paired t-interval over images), ``share a better`` (images where a scores better, in the
+    metric's own direction), ``n``, and ``verdict``: ``"beats"`` when the interval lies entirely
+    on a's better side of zero, ``"loses"`` when entirely on the worse side, else ``"ties"``.
+    Images whose score is NaN in either are left out.
+    """
+    from scipy import stats
+
+    from .metrics import HIGHER_IS_BETTER
+
+    names_a, names_b = list(a.per_image["name"]), list(b.per_image["name"])
+    if names_a != names_b:
+        raise ValueError("the two evaluations must score the same images in the same order")
+    metrics = list(metrics) if metrics is not None else [m for m in a.metrics if m in b.metrics]
+    rows = {}
+    for m in metrics:
+        d = (a.per_image[m] - b.per_image[m]).dropna().to_numpy(dtype=np.float64)
+        n = len(d)
+        mean = float(d.mean()) if n else math.nan
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)) if n > 1 else math.nan
+        sign = 1.0 if HIGHER_IS_BETTER.get(m, True) else -1.0
+        low, high = mean - half, mean + half
+        if sign * low > 0 and sign * high > 0:
+            verdict = "beats"
+        elif sign * low < 0 and sign * high < 0:
+            verdict = "loses"
+        else:
+            verdict = "ties"
+        rows[m] = {"mean difference": mean, "ci_low": low, "ci_high": high,
+                   "share a better": float((sign * d > 0).mean()) if n else math.nan, "n": n, "verdict": verdict}
+    return pd.DataFrame(rows).T.astype({"mean difference": float, "ci_low": float, "ci_high": float,
+                                         "share a better": float, "n": int})

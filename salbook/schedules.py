@@ -32,6 +32,7 @@ __all__ = [
     "ConstantSchedule",
     "LinearSchedule",
     "StepSchedule",
+    "FlooredSchedule",
     "CosineSchedule",
     "ParamSchedule",
 ]
@@ -128,6 +129,17 @@ class CosineSchedule(Schedule):
 
 
 ScheduleLike = Schedule | Callable[[int], float]
+
+
+@dataclass(frozen=True)
+class FlooredSchedule(Schedule):
+    """``max(floor, schedule(t))``: e.g. a step decay that stops at a minimum learning rate."""
+
+    schedule: Schedule
+    floor: float
+
+    def __call__(self, t: int) -> float:
+        return max(self.floor, self.schedule(t))
 
 
 class ParamSchedule:

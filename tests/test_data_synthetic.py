@@ -182,7 +182,7 @@ def test_bad_options():
 @pytest.mark.parametrize("size,target", [((48, 64), (48, 64)), ((96, 96), (48, 48))])
 def test_realism_targets(size, target):
     """The realism measurements of the specification on 100 test scenes (train fits the centre)."""
-    from salbook.data.realism import realism_table
+    from salbook.analysis import realism_table
 
     train = SyntheticSaliency("train", size=size, target_size=target, n=150, cache=False)
     test = SyntheticSaliency("test", size=size, target_size=target, n=100, cache=False)

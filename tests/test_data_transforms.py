@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from salbook.data import collate, make_loader
+from salbook.data import SplitSpec, collate, hflip_batch, load_split, make_loader
 from salbook.data.transforms import (
     Compose,
     Normalize,
@@ -123,3 +123,47 @@ def test_make_loader_is_reproducible():
     w1, w2 = run(2), run(2)  # worker RNGs seeded from the loader's seed: same random draws too
     assert w1 == w2
     assert [l for l, _ in w1] == [l for l, _ in first]
+
+
+def test_hflip_batch_mirrors_exactly_half_and_keeps_fixations_consistent():
+    n, h, w = 6, 4, 5
+    images = torch.rand(n, 3, 8, 10)
+    fmap = torch.zeros(n, h, w)
+    fixations = []
+    for i in range(n):
+        fmap[i, 1, i % w] = 1.0
+        fixations.append(torch.tensor([[1, i % w]]))
+    batch = {"image": images, "fixation_map": fmap, "fixations": fixations}
+    out = hflip_batch(batch, torch.Generator().manual_seed(0))
+    flipped = [not torch.equal(out["image"][i], images[i]) for i in range(n)]
+    assert sum(flipped) == n // 2
+    for i in range(n):
+        expected = images[i].flip(-1) if flipped[i] else images[i]
+        assert torch.equal(out["image"][i], expected)
+        r, c = out["fixations"][i][0].tolist()
+        assert out["fixation_map"][i, r, c] == 1.0  # the fixation still sits on the map's peak
+    again = hflip_batch(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(again["image"], out["image"])
+    assert torch.equal(batch["image"], images)  # the input batch is not modified
+
+
+def test_load_split_holds_validation_out_of_the_training_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SALBOOK_PROGRESS", "0")
+    spec = SplitSpec(n_train=6, n_val=3, val_split="train")
+    train, val = load_split(spec, "train"), load_split(spec, "val")
+    assert len(train) == 6 and len(val) == 3
+    names = {train[i]["name"] for i in range(6)} | {val[i]["name"] for i in range(3)}
+    assert len(names) == 9  # no image in both
+    assert tuple(train[0]["fixation_map"].shape) == (48, 48)
+    with pytest.raises(ValueError, match="role"):
+        load_split(spec, "unlabelled")
+
+
+def test_split_spec_reads_a_recipe_config_and_requires_data_root_for_real_data():
+    from salbook.recipes.pan import PanConfig
+
+    spec = PanConfig(n_train=7, input_size=[96, 96]).split
+    assert spec.n_train == 7 and spec.input_size == (96, 96) and spec.dataset == "synthetic"
+    with pytest.raises(ValueError, match="data_root"):
+        SplitSpec(dataset="salicon")

@@ -8,13 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from salbook.baselines import CenterBias, Uniform
 from salbook.evaluation import (
+    POSTPROCESSORS,
     EvalResult,
     evaluate,
     evaluate_sod,
+    finished_maps,
+    paired_difference,
     image_seed,
     predict,
     shuffle_fixations,
@@ -228,3 +232,64 @@ def test_evaluate_sod_perfect_and_sigmoid():
         evaluate_sod(Logit(), data, progress=False)
     ok = evaluate_sod(Logit(), data, progress=False, postprocess=torch.sigmoid)
     assert 0 < ok.summary.loc["mae", "mean"] < 1
+
+
+def test_blur_minmax_postprocess_blurs_then_normalises():
+    pred = torch.zeros(48, 48)
+    pred[10, 30] = 5.0
+    pred -= 1.0
+    out = official_out = POSTPROCESSORS["blur_minmax"](pred)
+    assert out.shape == (48, 48) and out.dtype == torch.float32
+    assert math.isclose(float(out.min()), 0.0, abs_tol=1e-7) and math.isclose(float(out.max()), 1.0, rel_tol=1e-6)
+    ref = gaussian_filter(pred.double().numpy(), 3.0)
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    assert np.allclose(official_out.numpy(), ref, atol=1e-6)
+    assert float((out > 0.5).sum()) > 1  # the single spike was spread out
+    plain = POSTPROCESSORS["minmax"](pred[None])
+    assert float((plain > 0.5).sum()) == 1 and plain.shape == (48, 48)
+    assert torch.equal(POSTPROCESSORS["blur_minmax"](torch.full((4, 4), 2.0)), torch.zeros(4, 4))
+
+
+def test_evaluate_refuses_an_unknown_postprocess():
+    with pytest.raises(ValueError, match="postprocess"):
+        evaluate(None, [{"image": torch.zeros(3, 4, 4)}], postprocess="blur")
+
+
+def _result(values: dict[str, list[float]]) -> EvalResult:
+    per_image = pd.DataFrame({"name": [f"i{k}" for k in range(len(next(iter(values.values()))))], **values})
+    return EvalResult(per_image, summarize(per_image, list(values)))
+
+
+def test_paired_difference_gives_the_paired_t_interval_and_a_verdict_in_the_metric_direction():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.3, 0.1, 50)
+    a = _result({"cc": base + 0.05 + rng.normal(0, 0.01, 50), "kld": base + 0.2, "nss": base + rng.normal(0, 0.1, 50)})
+    b = _result({"cc": base, "kld": base, "nss": base})
+    table = paired_difference(a, b)
+    d = a.per_image["cc"] - b.per_image["cc"]
+    half = stats.t.ppf(0.975, 49) * d.std(ddof=1) / np.sqrt(50)
+    assert table.loc["cc", "mean difference"] == pytest.approx(d.mean())
+    assert table.loc["cc", "ci_low"] == pytest.approx(d.mean() - half)
+    assert table.loc["cc", "verdict"] == "beats" and table.loc["cc", "share a better"] == 1.0
+    assert table.loc["kld", "verdict"] == "loses"  # a higher KLD is worse
+    assert table.loc["nss", "verdict"] == "ties"
+    with pytest.raises(ValueError, match="same images"):
+        paired_difference(a, _result({"cc": base[:10]}))
+
+
+def test_finished_maps_are_what_evaluate_scores():
+    torch.manual_seed(0)
+    dataset = [{"image": torch.rand(3, 8, 8), "fixation_map": torch.rand(12, 16), "fixations": torch.tensor([[1, 2]]),
+                "name": f"s{i}"} for i in range(3)]
+
+    class Net(nn.Module):
+        def forward(self, x):
+            return x[:, :1, :4, :4] * 2 - 1
+
+    maps = finished_maps(Net(), dataset, "blur_minmax", device="cpu", batch_size=2)
+    assert len(maps) == 3 and all(m.shape == (12, 16) for m in maps)
+    assert all(math.isclose(float(m.max()), 1.0, rel_tol=1e-5) for m in maps)
+    single = finished_maps(Net(), dataset, POSTPROCESSORS["blur_minmax"], device="cpu", indices=[2])
+    np.testing.assert_allclose(single[0], maps[2])

@@ -115,7 +115,7 @@ def synthetic_realism(
 ) -> pd.DataFrame:
     """The realism table of freshly generated scenes (train split fits the centre bias, test
     split is scored); ``options`` go to :class:`SyntheticSaliency` (e.g. generator parameters)."""
-    from .synthetic import SyntheticSaliency
+    from ..data.synthetic import SyntheticSaliency
 
     common = dict(size=size, target_size=target_size, seed=seed, **options)
     train = SyntheticSaliency("train", n=n_train, **common)

@@ -13,7 +13,8 @@ One entry point, :func:`load`, returns a torch ``Dataset`` whose samples are dic
 
 Absent fields are absent, never filled with fakes.  (H, W) is ``size``; (h, w) is
 ``target_size`` (default ``size``).  Batch with :func:`collate` (fixations/observers become
-lists) or :func:`make_loader` (seeded shuffling and workers).
+lists) or :func:`make_loader` (seeded shuffling and workers); :func:`load_split` gives a recipe's
+train / val / test sets from a :class:`SplitSpec`; :func:`hflip_batch` mirrors part of a batch.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .real import (
     DatasetLayoutError,
     ImageReadError,
 )
+from .splits import ROLES, SplitSpec, load_split
 from .synthetic import CATEGORIES, GENERATOR_VERSION, PROFILES, SceneParams, SyntheticSaliency
 from .transforms import (
     IMAGENET_MEAN,
@@ -43,6 +45,7 @@ from .transforms import (
     RandomHorizontalFlip,
     Resize,
     collate,
+    hflip_batch,
     hflip_sample,
     make_loader,
     resize_sample,
@@ -51,6 +54,9 @@ from .transforms import (
 
 __all__ = [
     "load",
+    "load_split",
+    "SplitSpec",
+    "ROLES",
     "collate",
     "make_loader",
     "seed_worker",
@@ -75,6 +81,7 @@ __all__ = [
     "RandomHorizontalFlip",
     "resize_sample",
     "hflip_sample",
+    "hflip_batch",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]

@@ -51,7 +51,7 @@ so they never share a scene.  Sizes per profile are in ``PROFILES``.  Samples ar
 generator parameter and ``GENERATOR_VERSION``); ``cache=False`` generates on the fly and gives
 identical samples.
 
-Measured (``salbook.data.realism.synthetic_realism``, 500 train / 200 test scenes, 192×256,
+Measured (``salbook.analysis.realism.synthetic_realism``, 500 train / 200 test scenes, 192×256,
 default parameters): AUC-Judd centre bias 0.784, true density 0.932, inter-observer (half vs
 half) 0.890, contrast only 0.884, category only 0.851, uniform 0.5 (NSS 1.06 / 3.91 / 3.24 / 2.92
 / 2.77 / 0; CC 0.31 / 0.88 / 0.72 / 0.66 / 0.63 / 0); at 96×96 with 48×48 maps (100 test scenes)

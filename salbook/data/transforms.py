@@ -102,6 +102,13 @@ def resize_sample(
     return out
 
 
+def _mirror_columns(fixations: torch.Tensor, width: int) -> torch.Tensor:
+    """Fixations K×2 (row, col) of a map ``width`` pixels wide, mirrored left-right: ``c -> w-1-c``."""
+    fix = fixations.clone()
+    fix[:, 1] = width - 1 - fix[:, 1]
+    return fix
+
+
 def hflip_sample(sample: Sample) -> Sample:
     """Mirror a sample left-right: image, maps and mask flipped, fixation columns ``c -> w-1-c``."""
     out = dict(sample)
@@ -113,11 +120,34 @@ def hflip_sample(sample: Sample) -> Sample:
             out[key] = torch.flip(sample[key], dims=(-1,))
             width = sample[key].shape[-1]
     if "fixations" in sample:
-        if width is None:
-            width = sample["image"].shape[-1]
-        fix = sample["fixations"].clone()
-        fix[:, 1] = width - 1 - fix[:, 1]
-        out["fixations"] = fix
+        out["fixations"] = _mirror_columns(sample["fixations"], width or sample["image"].shape[-1])
+    return out
+
+
+def hflip_batch(batch: dict[str, Any], generator: torch.Generator, fraction: float = 0.5) -> dict[str, Any]:
+    """Mirror a random ``fraction`` of a collated batch left-right (an ``augment`` for ``fit``).
+
+    Exactly ``int(N * fraction)`` samples are chosen with ``generator`` (Pan et al.'s training
+    script mirrors a random half of every batch). Flips ``image`` (N×C×H×W) and the maps
+    (N×h×w) along the width, and the column of each chosen image's ``fixations`` (a list of K×2
+    tensors on the map grid). The batch given is not changed.
+    """
+    n = int(batch["image"].shape[0])
+    k = int(n * fraction)
+    if n < 2 or k == 0:
+        return batch
+    chosen = torch.zeros(n, dtype=torch.bool, device=generator.device)
+    chosen[torch.randperm(n, generator=generator, device=generator.device)[:k]] = True
+    out = dict(batch)
+    for key in ("image", *_MAP_KEYS):
+        if isinstance(batch.get(key), torch.Tensor):
+            x = batch[key]
+            sel = chosen.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+            out[key] = torch.where(sel, x.flip(-1), x)
+    if isinstance(batch.get("fixations"), (list, tuple)):
+        width = next((int(batch[key].shape[-1]) for key in _MAP_KEYS if key in batch), int(batch["image"].shape[-1]))
+        out["fixations"] = [_mirror_columns(f, width) if bool(chosen[i]) else f
+                            for i, f in enumerate(batch["fixations"])]
     return out
 
 

@@ -4,7 +4,8 @@ Fixation metrics score one image and return a float (see :mod:`salbook.metrics.f
 conventions): :func:`auc_judd`, :func:`auc_borji`, :func:`auc_shuffled`, :func:`nss`, :func:`cc`,
 :func:`kld`, :func:`sim`, :func:`info_gain`, :func:`log_likelihood`. ``FIXATION_METRICS`` maps
 their names to the functions. Salient-object metrics (MAE, F-measure in two conventions,
-S-measure, E-measure) are accumulated over a dataset by :class:`SODMetrics`.
+S-measure, E-measure) are accumulated over a dataset by :class:`SODMetrics`. Batched tensor
+metrics for training loops (:func:`batch_cc`, :func:`mean_cc_metric`) are in :mod:`salbook.metrics.batch`.
 """
 
 from salbook.metrics.fixation import (
@@ -31,6 +32,7 @@ from salbook.metrics.fixation import (
     score_image,
     sim,
 )
+from salbook.metrics.batch import batch_cc, mean_cc_metric
 from salbook.metrics.sod import SOD_METRICS, SODMetrics
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "auc_borji",
     "auc_judd",
     "auc_shuffled",
+    "batch_cc",
     "benchmark",
     "cc",
     "check_metric_names",
@@ -52,6 +55,7 @@ __all__ = [
     "info_gain",
     "kld",
     "log_likelihood",
+    "mean_cc_metric",
     "nss",
     "rescale_fixations",
     "resize_map",

@@ -2,12 +2,13 @@
 
 >>> from salbook import models
 >>> net = models.create("pan_shallow")          # doctest: +SKIP
->>> models.list_models()                        # doctest: +SKIP
+>>> models.list_models(family="pan")             # doctest: +SKIP
 ['pan_shallow', 'pan_shallow_bn', ...]
 
 A model file registers its builder functions with :func:`register`; :func:`create` calls the
 builder with the keyword arguments it is given. :func:`layer_table` lists a model's layers with
-their output shapes and parameter counts.
+their output shapes and parameter counts. Pretrained feature extractors (offline) are in
+:mod:`salbook.models.backbones`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Callable, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["register", "create", "list_models", "get_builder", "layer_table"]
+__all__ = ["register", "create", "list_models", "family_of", "get_builder", "layer_table"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _B = TypeVar("_B", bound=Callable[..., nn.Module])
@@ -51,9 +52,26 @@ def create(name: str, **kwargs) -> nn.Module:
     return get_builder(name)(**kwargs)
 
 
-def list_models() -> list[str]:
-    """Registered model names, sorted."""
-    return sorted(_REGISTRY)
+def family_of(name: str) -> str:
+    """The family of a registered model: the name of the file its builder lives in (``"pan"``)."""
+    return get_builder(name).__module__.rsplit(".", 1)[-1]
+
+
+def list_models(filter: str = "", family: str | None = None) -> list[str]:
+    """Registered model names, sorted; optionally only those matching a shell-style ``filter``
+    (``"pan_*"``, ``"*_bn"``; as timm's ``list_models``) and/or of one ``family`` (its model file,
+    e.g. ``"pan"``). An unknown family is an error that lists the known ones."""
+    import fnmatch
+
+    names = sorted(_REGISTRY)
+    if family is not None:
+        families = sorted({family_of(n) for n in names})
+        if family not in families:
+            raise ValueError(f"unknown model family {family!r}; families: {', '.join(families)}")
+        names = [n for n in names if family_of(n) == family]
+    if filter:
+        names = [n for n in names if fnmatch.fnmatchcase(n, filter)]
+    return names
 
 
 def layer_table(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu"):

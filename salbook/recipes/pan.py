@@ -1,66 +1,57 @@
-"""Training and evaluation recipe for Pan et al.'s shallow convnet (chapter 1).
+"""Pan et al.'s shallow convnet (chapter 1): the recipe, as a typed configuration.
 
-Everything the chapter trains goes through :func:`train`, which hands a :class:`PanConfig` to
-:func:`salbook.train.load_or_train` (so a finished model is loaded from the cache, keyed by the
-config, the seed and the code). The pieces are public so the chapter can show them:
+:class:`PanConfig` holds every setting of a trained shallow net; :func:`train` hands it to
+:func:`salbook.train.load_or_train` (a finished model is loaded from the cache, keyed by the
+config, the seed and the code it runs). The recipe only *combines* generic pieces:
 
-* data — :func:`load_split`: images resized to 96 × 96 (whole image, aspect not kept), training
-  targets the blurred fixation map at 48 × 48; the test split keeps its ground truth at
-  ``eval_size`` (the "image size" the official code resizes predictions to).
-* target — :func:`make_target`: the fixation map (max 1) mapped linearly to ``target_range``;
-  the official code uses [−1, 1] (``map / 127.5 − 1`` on 8-bit maps).
-* loss — :func:`mse_loss`: mean squared error over the 48 × 48 outputs and the batch ("Euclidean").
-* optimiser — :func:`make_optimizer`: SGD with Nesterov momentum (and the coursework's L2 weight decay).
+* data — :func:`salbook.data.load_split` of ``cfg.split`` (a :class:`~salbook.data.SplitSpec`):
+  images resized to 96 × 96 (whole image, aspect not kept), training targets the blurred
+  fixation map at 48 × 48; the test split keeps its ground truth at ``eval_size``;
+* target and loss — :func:`make_target` maps the fixation map (max 1) linearly onto
+  ``target_range`` (official [−1, 1], ``map / 127.5 − 1`` on 8-bit maps); :func:`mse_loss` is the
+  "Euclidean" loss, the mean over the 48 × 48 outputs and the batch;
+* optimiser — :func:`salbook.train.sgd` with Nesterov momentum (and the coursework's L2 decay);
 * schedules — :func:`make_schedule`: ``"official"`` (lr linear 0.05 → 1e-4, momentum linear
-  0.9 → 0.999, over the run's epochs), ``"coursework"`` (lr × 0.55 every ``step_every`` epochs,
-  never below ``lr_end``, momentum constant), or ``"constant"``.
-* augmentation — :func:`flip_half`: in every batch a random half of the samples is mirrored
-  left-right (image and target), as the official training script does.
-* post-processing — :func:`official_postprocess`: Gaussian blur σ = 3 pixels on the 48 × 48 map,
-  then min-max to [0, 1]; :func:`salbook.evaluation.evaluate` then resizes it (bilinear) to the
-  ground truth's size. :func:`plain_postprocess` is the same without the blur.
+  0.9 → 0.999, over the run), ``"coursework"`` (lr × 0.55 every ``step_every`` epochs, never below
+  ``lr_end``), or ``"constant"``;
+* augmentation — :func:`salbook.data.hflip_batch`: a random half of every batch mirrored;
+* validation — :func:`salbook.metrics.mean_cc_metric` (CC of the raw 48 × 48 output);
+* post-processing — :data:`POSTPROCESS` (``"blur_minmax"``: Gaussian σ = 3 map pixels, then
+  min-max, as the official ``prediction.py``), applied by :func:`salbook.evaluate`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from .. import models
-from ..maps import minmax
-from ..schedules import ConstantSchedule, LinearSchedule, ParamSchedule, StepSchedule
+from ..data import SplitSpec
+from ..schedules import ConstantSchedule, FlooredSchedule, LinearSchedule, ParamSchedule, StepSchedule
 
 __all__ = [
     "RECIPE_VERSION",
     "PAPER_RESULTS",
+    "POSTPROCESS",
     "PanConfig",
     "build_model",
-    "load_split",
     "make_target",
     "mse_loss",
-    "batch_cc",
-    "val_cc",
-    "make_optimizer",
     "make_schedule",
-    "flip_half",
-    "official_postprocess",
-    "plain_postprocess",
-    "predict_maps",
     "train",
-    "evaluate",
 ]
 
 RECIPE_VERSION = 1
+
+#: Pan et al.'s official inference: blur the 48 × 48 output (σ = 3 map pixels), then min-max
+#: (a name in :data:`salbook.evaluation.POSTPROCESSORS`).
+POSTPROCESS = "blur_minmax"
 
 #: Published SALICON validation results (CC, shuffled AUC, AUC-Borji): Pan et al. (2016) as
 #: quoted by the replication, the replication itself, and the replication with batch norm.
@@ -91,7 +82,7 @@ class PanConfig:
         eval_size: (h, w) of the test ground truth (``None``: the loader's default, which for
             real datasets is the image size, so give SALICON's (480, 640) explicitly).
         val_split, test_split: dataset splits that validate and test; ``val_split="train"``
-            holds the validation images out of the training split (see :func:`load_split`).
+            holds the validation images out of the training split (see :func:`salbook.data.load_split`).
             SALICON's public fixations cover only train and val, so there ``test_split="val"``.
         target_range: (low, high) the fixation map [0, 1] is mapped to; official (−1, 1).
         epochs: training epochs (the linear schedules run over exactly these).
@@ -158,8 +149,7 @@ class PanConfig:
         for name in ("epochs", "batch_size", "val_every", "step_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.dataset != "synthetic" and self.data_root is None:
-            raise ValueError(f"dataset={self.dataset!r} needs data_root= (the folder of the published dataset)")
+        self.split  # validates the data fields (a real dataset needs data_root)
         # tuples, not lists, so equal configs hash equally however they were written
         for name in ("input_size", "map_size", "eval_size", "target_range"):
             value = getattr(self, name)
@@ -174,6 +164,11 @@ class PanConfig:
         """The config as a JSON-friendly dict, with the recipe version (the cache key's input)."""
         return {"recipe": f"pan/{RECIPE_VERSION}", **dataclasses.asdict(self)}
 
+    @property
+    def split(self) -> SplitSpec:
+        """The data part of the config: which images train, validate and test, at which sizes."""
+        return SplitSpec.from_config(self)
+
 
 # --------------------------------------------------------------------------------------------
 # model, data, target, loss
@@ -186,52 +181,6 @@ def build_model(cfg: PanConfig) -> nn.Module:
         kwargs.update(init_std=cfg.init_std, init_bias=cfg.init_bias)
     kwargs.update(cfg.model_kwargs)
     return models.create(cfg.model, **kwargs)
-
-
-def load_split(cfg: PanConfig, role: str) -> Any:
-    """The dataset for ``role`` (``"train"``, ``"val"`` or ``"test"``), see :func:`salbook.data.load`.
-
-    ``image`` is ``cfg.input_size``; maps and fixations are ``cfg.map_size`` for ``train`` and
-    ``val`` (the training target) and ``cfg.eval_size`` for ``test`` (the evaluation ground truth).
-    The dataset split read is ``"train"``, ``cfg.val_split`` or ``cfg.test_split``. When
-    ``cfg.val_split == "train"`` the validation images are held out of the training split, as
-    nolearn does in the official script: the split's last ``n_val`` images (20 % when ``n_val``
-    is ``None``) validate and the ones before them (at most ``n_train``) train.
-    """
-    from torch.utils.data import Subset
-
-    from .. import data
-
-    if role not in ("train", "val", "test"):
-        raise ValueError(f"role must be 'train', 'val' or 'test', got {role!r}")
-
-    def read(split: str, n: int | None, target: tuple[int, int] | None) -> Any:
-        kwargs: dict[str, Any] = dict(size=cfg.input_size)
-        if target is not None:
-            kwargs["target_size"] = target
-        if cfg.dataset == "synthetic":
-            kwargs["seed"] = cfg.data_seed
-            if n is not None:
-                kwargs["n"] = n
-            return data.load(cfg.dataset, split, **kwargs)
-        ds = data.load(cfg.dataset, split, root=cfg.data_root, **kwargs)
-        return ds if n is None or n >= len(ds) else Subset(ds, range(n))
-
-    if role == "test":
-        return read(cfg.test_split, cfg.n_test, cfg.eval_size)
-    if cfg.val_split != "train":
-        split = "train" if role == "train" else cfg.val_split
-        return read(split, cfg.n_train if role == "train" else cfg.n_val, cfg.map_size)
-    both = None if cfg.n_train is None or cfg.n_val is None else cfg.n_train + cfg.n_val
-    full = read("train", both, cfg.map_size)
-    total = len(full)
-    n_val = cfg.n_val if cfg.n_val is not None else int(round(0.2 * total))
-    if not 0 < n_val < total:
-        raise ValueError(f"cannot hold out {n_val} of {total} training images for validation")
-    if role == "val":
-        return Subset(full, range(total - n_val, total))
-    n_train = total - n_val if cfg.n_train is None else min(cfg.n_train, total - n_val)
-    return Subset(full, range(n_train))
 
 
 def make_target(fixation_map: torch.Tensor, target_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
@@ -261,57 +210,8 @@ def mse_loss(target_range: Sequence[float] = (-1.0, 1.0)) -> Callable[[torch.Ten
     return loss_fn
 
 
-def batch_cc(output: torch.Tensor, fixation_map: torch.Tensor) -> torch.Tensor:
-    """Per-image Pearson correlation between output maps and fixation maps (both N×h×w or N×1×h×w).
-
-    Returns N values; an image whose prediction or target is constant gets 0.
-    """
-    a = output.reshape(output.shape[0], -1).double()
-    b = fixation_map.reshape(fixation_map.shape[0], -1).double()
-    a = a - a.mean(1, keepdim=True)
-    b = b - b.mean(1, keepdim=True)
-    den = (a.square().sum(1) * b.square().sum(1)).sqrt()
-    return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den))
-
-
-def val_cc(model: nn.Module, loader: Any, device: torch.device) -> float:
-    """Validation metric for :func:`salbook.train.fit`: mean CC of the raw 48 × 48 outputs with the
-    fixation maps, over every image the loader yields."""
-    total, count = 0.0, 0
-    for batch in loader:
-        values = batch_cc(model(batch["image"]), batch["fixation_map"])
-        total += float(values.sum())
-        count += int(values.numel())
-    return total / max(count, 1)
-
-
 # --------------------------------------------------------------------------------------------
 # optimiser, schedules, augmentation
-
-
-def make_optimizer(cfg: PanConfig) -> Callable[[Any], torch.optim.Optimizer]:
-    """A factory ``params -> SGD`` with Nesterov momentum, the start lr/momentum and the weight decay."""
-
-    def factory(params: Any) -> torch.optim.Optimizer:
-        params = list(params)
-        kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
-        try:  # the fused kernel is the same update with less memory traffic (64 M parameters)
-            return torch.optim.SGD(params, fused=True, **kwargs)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.SGD(params, **kwargs)
-
-    return factory
-
-
-@dataclass(frozen=True)
-class _FlooredStep:
-    """``max(floor, StepSchedule(...)(t))``: the coursework's step decay that stops at the minimum lr."""
-
-    step: StepSchedule
-    floor: float
-
-    def __call__(self, t: int) -> float:
-        return max(self.floor, self.step(t))
 
 
 def make_schedule(cfg: PanConfig, steps_per_epoch: int | None = None) -> ParamSchedule:
@@ -338,76 +238,11 @@ def make_schedule(cfg: PanConfig, steps_per_epoch: int | None = None) -> ParamSc
     if cfg.schedule == "coursework":
         return ParamSchedule(
             {
-                "lr": _FlooredStep(StepSchedule(cfg.lr, cfg.step_factor, cfg.step_every), cfg.lr_end),
+                "lr": FlooredSchedule(StepSchedule(cfg.lr, cfg.step_factor, cfg.step_every), cfg.lr_end),
                 "momentum": ConstantSchedule(cfg.momentum),
             }
         )
     return ParamSchedule({"lr": ConstantSchedule(cfg.lr), "momentum": ConstantSchedule(cfg.momentum)})
-
-
-_FLIP_KEYS = ("image", "fixation_map", "density", "mask")
-
-
-def flip_half(batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
-    """Mirror a random half (``N // 2``) of the batch left-right, as the official script does.
-
-    Flips ``image`` (N×3×H×W) and any of ``fixation_map``/``density``/``mask`` (N×h×w) along
-    the width, and the column of each image's ``fixations`` (a list of K×2 tensors) on the
-    ``fixation_map`` grid. The choice of samples comes from ``generator`` only.
-    """
-    n = int(batch["image"].shape[0])
-    if n < 2:
-        return batch
-    perm = torch.randperm(n, generator=generator, device=generator.device)[: n // 2]
-    chosen = torch.zeros(n, dtype=torch.bool, device=generator.device)
-    chosen[perm] = True
-    out = dict(batch)
-    for key in _FLIP_KEYS:
-        if key in batch and isinstance(batch[key], torch.Tensor):
-            x = batch[key]
-            sel = chosen.to(x.device).view(-1, *([1] * (x.dim() - 1)))
-            out[key] = torch.where(sel, x.flip(-1), x)
-    if isinstance(batch.get("fixations"), (list, tuple)) and "fixation_map" in batch:
-        width = int(batch["fixation_map"].shape[-1])
-        fixes = []
-        for i, fix in enumerate(batch["fixations"]):
-            if bool(chosen[i]):
-                fix = fix.clone()
-                fix[:, 1] = width - 1 - fix[:, 1]
-            fixes.append(fix)
-        out["fixations"] = fixes
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# post-processing and prediction
-
-
-def official_postprocess(pred: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
-    """The official inference step: Gaussian blur (σ in map pixels) on the map, then min-max to [0, 1].
-
-    ``pred`` is one h × w map (or 1 × h × w). The blur is ``scipy.ndimage.gaussian_filter`` with
-    its defaults (reflecting border, truncated at 4 σ), as in the official ``prediction.py``;
-    the min-max matches that script's conversion to an 8-bit image. Resizing to the image is left
-    to the evaluation (bilinear, like the script's ``imresize``).
-    """
-    x = pred.detach().float().cpu().numpy()
-    x = x.reshape(x.shape[-2:])
-    if sigma > 0:
-        x = gaussian_filter(x.astype(np.float64), sigma=sigma)
-    return torch.from_numpy(minmax(x).astype(np.float32))
-
-
-def plain_postprocess(pred: torch.Tensor) -> torch.Tensor:
-    """Min-max to [0, 1] only (no blur): the baseline that measures the blur's effect."""
-    return official_postprocess(pred, sigma=0.0)
-
-
-def predict_maps(model: nn.Module, images: torch.Tensor, device: str | torch.device = "auto") -> torch.Tensor:
-    """Raw network output for images N×3×H×W: float32 N×h×w on the CPU (eval mode, no grad)."""
-    from ..evaluation import predict
-
-    return predict(model, {"image": images}, device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,167 +260,31 @@ def train(
 ):
     """Train ``cfg`` with ``seed`` (or load it from the model cache): a :class:`salbook.train.TrainResult`.
 
-    ``train_data``/``val_data`` default to :func:`load_split` of the config (they are built only
-    when training is needed). Pass them to reuse datasets across several runs; they must be
+    ``train_data``/``val_data`` default to :func:`salbook.data.load_split` of ``cfg.split`` (built
+    only when training is needed). Pass them to reuse datasets across several runs; they must be
     the config's splits, since the cache key is the config.
     """
-    from ..train import load_or_train
+    from ..data import hflip_batch, load_split
+    from ..metrics import mean_cc_metric
+    from ..train import load_or_train, sgd
 
     def train_kwargs() -> dict[str, Any]:
-        tr = train_data if train_data is not None else load_split(cfg, "train")
-        va = val_data if val_data is not None else load_split(cfg, "val")
+        tr = train_data if train_data is not None else load_split(cfg.split, "train")
+        va = val_data if val_data is not None else load_split(cfg.split, "val")
         return dict(
             loss_fn=mse_loss(cfg.target_range),
             train_data=tr,
             val_data=va,
-            optimizer=make_optimizer(cfg),
+            optimizer=sgd(cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay),
             schedule=make_schedule(cfg, math.ceil(len(tr) / cfg.batch_size)),
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             val_every=cfg.val_every,
-            val_metric=val_cc,
+            val_metric=mean_cc_metric("fixation_map"),
             mode="max",
-            augment=flip_half if cfg.flip else None,
+            augment=hflip_batch if cfg.flip else None,
             grad_clip=cfg.grad_clip,
         )
 
-    return load_or_train(
-        cfg.as_dict(), lambda: build_model(cfg), train_kwargs, seed=seed, cache=cache, device=device, log=log
-    )
-
-
-DEFAULT_METRICS: tuple[str, ...] = ("cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld", "sim")
-
-
-def evaluate(
-    model: Any,
-    dataset: Any,
-    postprocess: Literal["official", "plain", "none"] | Callable[[torch.Tensor], torch.Tensor] = "official",
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    name: str | None = None,
-    **kwargs: Any,
-):
-    """:func:`salbook.evaluation.evaluate` with the chapter's metrics and a named post-processing.
-
-    ``"official"``: :func:`official_postprocess` (blur σ 3 + min-max); ``"plain"``: min-max only;
-    ``"none"``: the map as it is (for baselines, which are densities already). The prediction is
-    then resized to the ground truth (bilinear). Returns an :class:`~salbook.evaluation.EvalResult`.
-    """
-    from ..evaluation import evaluate as _evaluate
-
-    table = {"official": official_postprocess, "plain": plain_postprocess, "none": None}
-    if isinstance(postprocess, str):
-        if postprocess not in table:
-            raise ValueError(f"postprocess must be one of {sorted(table)} or a callable, got {postprocess!r}")
-        post = table[postprocess]
-    else:
-        post = postprocess
-    return _evaluate(model, dataset, metrics=metrics, postprocess=post, device=device, seed=seed, name=name, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# diagnostic: how much do the convolutional features know? (a closed-form linear readout)
-
-
-class RidgeReadout(nn.Module):
-    """Frozen convolutional ``features`` followed by a linear map fitted in closed form.
-
-    A diagnostic, not a model of the paper: it answers whether the features already carry the
-    image-specific information that the SGD-trained fully connected head failed to extract.
-    Input N×3×H×W images; output N×1×h×w maps (``map_size``).
-    """
-
-    def __init__(self, features: nn.Module, mean: torch.Tensor, std: torch.Tensor,
-                 weight: torch.Tensor, bias: torch.Tensor, map_size: Sequence[int]):
-        super().__init__()
-        self.features = features
-        self.register_buffer("mean", mean.float())
-        self.register_buffer("std", std.float())
-        self.register_buffer("weight", weight.float())
-        self.register_buffer("bias", bias.float())
-        self.map_size = (int(map_size[0]), int(map_size[1]))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        z = (self.features(images).flatten(1) - self.mean) / self.std
-        return (z @ self.weight + self.bias).reshape(-1, 1, *self.map_size)
-
-
-def _stack_field(dataset: Any, key: str) -> torch.Tensor:
-    return torch.stack([torch.as_tensor(dataset[i][key]) for i in range(len(dataset))])
-
-
-@torch.no_grad()
-def fit_ridge_readout(
-    features: nn.Module,
-    train_data: Any,
-    val_data: Any,
-    map_size: Sequence[int] = (48, 48),
-    lambdas: Sequence[float] = (1e2, 1e3, 1e4, 1e5, 1e6),
-    batch_size: int = 200,
-) -> tuple[RidgeReadout, pd.DataFrame]:
-    """Fit a ridge regression from frozen ``features`` to the training fixation maps.
-
-    The features (``features(image).flatten(1)``, D values per image) are standardised with the
-    training mean and std; the readout predicts the ``map_size`` fixation map (P = h·w values)
-    and is solved in its dual form, ``W = Aᵀ (A Aᵀ + λ I)⁻¹ (Y − ȳ)``, which costs an N×N solve for
-    N training images however large D is. ``λ`` is chosen on ``val_data`` by mean CC (the test
-    split is never used). Returns the readout (a module :func:`evaluate` can score) and a table
-    of validation CC per λ.
-    """
-    from ..metrics import cc
-
-    features = copy.deepcopy(features).eval().cpu()  # never move or alter the caller's model
-
-    def feats(ds: Any) -> torch.Tensor:
-        images = _stack_field(ds, "image")
-        return torch.cat([features(images[i:i + batch_size]).flatten(1) for i in range(0, len(images), batch_size)]).double()
-
-    a, b = feats(train_data), feats(val_data)
-    y = _stack_field(train_data, "fixation_map").flatten(1).double()
-    y_val = _stack_field(val_data, "fixation_map")
-    if tuple(y_val.shape[-2:]) != tuple(map_size) or y.shape[1] != map_size[0] * map_size[1]:
-        raise ValueError(f"train and val fixation maps must be {tuple(map_size)} (the readout's map_size)")
-    mean, std = a.mean(0), a.std(0) + 1e-8
-    a, b = (a - mean) / std, (b - mean) / std
-    y_mean = y.mean(0)
-    gram = a @ a.T
-    rows, best = [], None
-    for lam in lambdas:
-        alpha = torch.linalg.solve(gram + lam * torch.eye(len(gram), dtype=gram.dtype), y - y_mean)
-        weight = a.T @ alpha
-        pred = (b @ weight + y_mean).reshape(-1, *map_size)
-        score = float(np.mean([cc(pred[i], y_val[i]) for i in range(len(pred))]))
-        rows.append({"lambda": lam, "val CC": score})
-        if best is None or score > best[0]:
-            best = (score, weight)
-    readout = RidgeReadout(features, mean, std, best[1], y_mean, map_size).eval()
-    return readout, pd.DataFrame(rows).set_index("lambda")
-
-
-@torch.no_grad()
-def activation_spread(features: nn.Module, images: torch.Tensor) -> pd.DataFrame:
-    """How much each ReLU layer of ``features`` still says about the image.
-
-    Runs ``images`` (N×3×H×W) through a copy of ``features`` and reports, per ReLU output: the mean
-    activation, the share of channels that are non-zero somewhere, and the *across-image spread*
-    (the standard deviation over the N images at each unit, averaged over units). A layer whose
-    spread collapses answers the same for every image: nothing after it can tell images apart.
-    """
-    net = copy.deepcopy(features).eval().cpu()
-    acts: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: acts.__setitem__(name, out))
-             for name, m in net.named_modules() if isinstance(m, nn.ReLU)]
-    try:
-        net(images.cpu())
-    finally:
-        for h in hooks:
-            h.remove()
-    if not acts:
-        raise ValueError("features has no nn.ReLU module to measure")
-    rows = {name: {"mean activation": float(a.mean()),
-                   "channels ever active": float((a.amax(dim=(0, 2, 3)) > 0).float().mean()),
-                   "across-image spread": float(a.std(dim=0).mean())}
-            for name, a in acts.items()}
-    return pd.DataFrame(rows).T.rename_axis("layer")
+    return load_or_train(cfg.as_dict(), lambda: build_model(cfg), train_kwargs, seed=seed, cache=cache,
+                         device=device, log=log, code=[__name__])

@@ -1,0 +1,23 @@
+"""Analyses of data and trained models (not models themselves).
+
+* :mod:`salbook.analysis.realism` — how much the generated scenes behave like eye-tracking data;
+* :mod:`salbook.analysis.probes` — closed-form linear readouts of frozen features;
+* :mod:`salbook.analysis.activations` — capturing activations, their across-image spread;
+* :mod:`salbook.analysis.failure_modes` — centre-dominated maps and spurious peaks per image.
+"""
+
+from .activations import activation_spread, capture_activations
+from .failure_modes import failure_modes, summarize_failure_modes
+from .probes import RidgeReadout, fit_ridge_readout
+from .realism import realism_table, synthetic_realism
+
+__all__ = [
+    "activation_spread",
+    "capture_activations",
+    "failure_modes",
+    "summarize_failure_modes",
+    "RidgeReadout",
+    "fit_ridge_readout",
+    "realism_table",
+    "synthetic_realism",
+]
