@@ -120,6 +120,22 @@ def _sync(device: torch.device) -> None:
 # parameters, FLOPs, size
 
 
+def _timed(fn: Callable[[], object], device: torch.device, warmup: int, runs: int) -> list[float]:
+    """Wall time (s) of ``runs`` calls of ``fn`` after ``warmup`` untimed ones, the device synchronised
+    around each timed call."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters of ``model`` (a tensor shared by two layers counts once).
 
@@ -390,18 +406,9 @@ def latency(
         raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs!r}, warmup={warmup!r}")
     dev = resolve_device(device)
     shape = _input_shape(input_size, batch)
-    times: list[float] = []
     with _threads(threads) as n_threads, _prepared(model, dev) as run, torch.inference_mode():
         x = torch.rand(shape, device=dev)
-        for _ in range(int(warmup)):
-            run(x)
-        _sync(dev)
-        for _ in range(int(runs)):
-            _sync(dev)
-            start = time.perf_counter()
-            run(x)
-            _sync(dev)
-            times.append((time.perf_counter() - start) * 1e3)
+        times = [seconds * 1e3 for seconds in _timed(lambda: run(x), dev, int(warmup), int(runs))]
     q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75]))
     return Latency(
         median_ms=median,
@@ -436,17 +443,14 @@ def train_step_seconds(
     model = build_model().to(dev).train()
     opt = optimizer(model.parameters())
     batch = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    times = []
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(batch["image"]), batch).backward()
+        opt.step()
+
     with _threads(threads):
-        for _ in range(int(repeats) + 1):
-            _sync(dev)
-            start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(batch["image"]), batch).backward()
-            opt.step()
-            _sync(dev)
-            times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+        return float(np.median(_timed(step, dev, warmup=1, runs=int(repeats))))
 
 
 def throughput(

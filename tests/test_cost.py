@@ -159,3 +159,23 @@ def test_gpu_latency_and_memory_leave_the_model_on_cpu():
     row = cost_summary(model, (32, 32), latency_runs=30, throughput_batch=4)
     assert row["gpu_ms_median"] > 0
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_train_step_seconds_times_a_full_step_and_updates_the_model():
+    from salbook.cost import train_step_seconds
+
+    built = []
+
+    def build():
+        torch.manual_seed(0)
+        built.append(conv_relu_conv())
+        return built[-1]
+
+    batch = {"image": torch.rand(2, 3, 16, 16)}
+    before = [p.detach().clone() for p in build().parameters()]
+    seconds = train_step_seconds(build, lambda out, b: out.square().mean(), lambda ps: torch.optim.SGD(ps, lr=0.1),
+                                 batch, repeats=2, threads=1)
+    assert seconds > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, built[-1].parameters()))  # the steps really trained
+    with pytest.raises(ValueError, match="repeats"):
+        train_step_seconds(build, lambda o, b: o.sum(), lambda ps: torch.optim.SGD(ps, lr=0.1), batch, repeats=0)

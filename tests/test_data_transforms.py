@@ -150,7 +150,7 @@ def test_hflip_batch_mirrors_exactly_half_and_keeps_fixations_consistent():
 def test_load_split_holds_validation_out_of_the_training_split(tmp_path, monkeypatch):
     monkeypatch.setenv("SALBOOK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SALBOOK_PROGRESS", "0")
-    spec = SplitSpec(n_train=6, n_val=3, val_split="train")
+    spec = SplitSpec(n_train=6, n_val=3, val_split="train", input_size=(96, 96), map_size=(48, 48))
     train, val = load_split(spec, "train"), load_split(spec, "val")
     assert len(train) == 6 and len(val) == 3
     names = {train[i]["name"] for i in range(6)} | {val[i]["name"] for i in range(3)}
@@ -160,10 +160,9 @@ def test_load_split_holds_validation_out_of_the_training_split(tmp_path, monkeyp
         load_split(spec, "unlabelled")
 
 
-def test_split_spec_reads_a_recipe_config_and_requires_data_root_for_real_data():
-    from salbook.recipes.pan import PanConfig
-
-    spec = PanConfig(n_train=7, input_size=[96, 96]).split
+def test_split_spec_normalises_sizes_and_requires_data_root_for_real_data():
+    spec = SplitSpec(n_train=7).replace(input_size=[96, 96])
     assert spec.n_train == 7 and spec.input_size == (96, 96) and spec.dataset == "synthetic"
+    assert spec == SplitSpec(n_train=7, input_size=(96, 96))  # lists and tuples give equal (hashable) specs
     with pytest.raises(ValueError, match="data_root"):
         SplitSpec(dataset="salicon")

@@ -24,8 +24,10 @@ def test_config_validates_and_replaces():
     with pytest.raises(ValueError, match="target_range"):
         PanConfig(target_range=(1.0, 0.0))
     with pytest.raises(ValueError, match="data_root"):
-        PanConfig(dataset="salicon")
-    assert cfg.replace(input_size=[96, 96]).as_dict() == cfg.as_dict()
+        PanConfig(data=pan.DATA.replace(dataset="salicon"))
+    assert cfg.replace(data=cfg.data.replace(input_size=[96, 96])).as_dict() == cfg.as_dict()
+    with pytest.raises(ValueError, match="map_size"):
+        PanConfig(data=pan.DATA.replace(map_size=None))
     assert cfg.replace(epochs=3).as_dict() != cfg.as_dict()
 
 
@@ -86,10 +88,8 @@ def test_coursework_schedule_steps_and_stops_at_the_floor():
 def test_tiny_training_run_trains_caches_and_evaluates(tmp_path, monkeypatch):
     monkeypatch.setenv("SALBOOK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SALBOOK_PROGRESS", "0")
-    cfg = PanConfig(
-        n_train=8, n_val=4, n_test=4, epochs=2, batch_size=4, eval_size=(24, 32),
-        model_kwargs={"fc_hidden": 16},
-    )
+    cfg = PanConfig(data=pan.DATA.replace(n_train=8, n_val=4, n_test=4, eval_size=(24, 32)), epochs=2, batch_size=4,
+                    model_kwargs={"fc_hidden": 16})
     first = pan.train(cfg, seed=1, device="cpu", cache=str(tmp_path / "models"), log=None)
     hist = first.history
     assert list(hist.epoch) == [1, 2] and not first.loaded
@@ -99,7 +99,7 @@ def test_tiny_training_run_trains_caches_and_evaluates(tmp_path, monkeypatch):
     assert again.loaded
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
-    test = load_split(cfg.split, "test")
+    test = load_split(cfg.data, "test")
     assert tuple(test[0]["image"].shape) == (3, 96, 96) and tuple(test[0]["fixation_map"].shape) == (24, 32)
     result = evaluate(again.model, test, metrics=("cc", "auc_borji", "kld"), postprocess=pan.POSTPROCESS,
                       device="cpu", progress=False)

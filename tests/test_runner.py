@@ -342,7 +342,7 @@ def test_one_seed_contract_in_the_package_and_the_intro() -> None:
 
 def test_the_fixed_seeds_of_the_contract_are_the_code_defaults() -> None:
     assert book.DATA_SEED == 0 and book.EVAL_SEED == 0  # the contract's text says 0
-    assert PanConfig().data_seed == book.DATA_SEED
+    assert PanConfig().data.data_seed == book.DATA_SEED
     assert inspect.signature(SyntheticSaliency).parameters["seed"].default == book.DATA_SEED
     assert inspect.signature(salbook.evaluate).parameters["seed"].default == book.EVAL_SEED
     assert inspect.signature(baselines.inter_observer).parameters["seed"].default == book.EVAL_SEED

@@ -23,7 +23,8 @@ class SplitSpec:
         data_seed: seed of the generated dataset (fixed by the seed contract: it is *not* the
             chapter's training seed); real datasets take their first ``n`` images.
         input_size: (H, W) the images are resized to, pixels.
-        map_size: (h, w) of the training and validation targets (maps, fixations), pixels.
+        map_size: (h, w) of the training and validation targets (maps, fixations), pixels
+            (``None``: the input size).
         eval_size: (h, w) of the test ground truth (``None``: the loader's default, for real
             datasets the image size).
         val_split, test_split: dataset splits that validate and test; ``val_split="train"`` holds
@@ -39,8 +40,8 @@ class SplitSpec:
     n_val: int | None = 250
     n_test: int | None = 250
     data_seed: int = 0
-    input_size: tuple[int, int] = (96, 96)
-    map_size: tuple[int, int] = (48, 48)
+    input_size: tuple[int, int] = (192, 256)
+    map_size: tuple[int, int] | None = None
     eval_size: tuple[int, int] | None = (192, 256)
     val_split: str = "val"
     test_split: str = "test"
@@ -54,10 +55,9 @@ class SplitSpec:
             if value is not None:
                 object.__setattr__(self, name, tuple(int(v) for v in value))
 
-    @classmethod
-    def from_config(cls, config: Any) -> "SplitSpec":
-        """The split fields of any config object (a recipe's dataclass) that has them."""
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)})
+    def replace(self, **changes: Any) -> "SplitSpec":
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
 
 
 def load_split(spec: SplitSpec, role: str) -> Any:

@@ -4,7 +4,7 @@
 :func:`salbook.train.load_or_train` (a finished model is loaded from the cache, keyed by the
 config, the seed and the code it runs). The recipe only *combines* generic pieces:
 
-* data — :func:`salbook.data.load_split` of ``cfg.split`` (a :class:`~salbook.data.SplitSpec`):
+* data — :func:`salbook.data.load_split` of ``cfg.data`` (a :class:`~salbook.data.SplitSpec`):
   images resized to 96 × 96 (whole image, aspect not kept), training targets the blurred
   fixation map at 48 × 48; the test split keeps its ground truth at ``eval_size``;
 * target and loss — :func:`make_target` maps the fixation map (max 1) linearly onto
@@ -39,6 +39,7 @@ __all__ = [
     "RECIPE_VERSION",
     "PAPER_RESULTS",
     "POSTPROCESS",
+    "DATA",
     "PanConfig",
     "build_model",
     "make_target",
@@ -63,6 +64,10 @@ PAPER_RESULTS: dict[str, dict[str, float]] = {
 
 ScheduleName = Literal["official", "coursework", "constant"]
 
+#: The chapter's data: generated scenes, images resized whole to 96 × 96, targets the fixation map
+#: at 48 × 48 (the network's output), test ground truth at 192 × 256.
+DATA = SplitSpec(input_size=(96, 96), map_size=(48, 48), eval_size=(192, 256))
+
 
 @dataclass(frozen=True)
 class PanConfig:
@@ -72,18 +77,10 @@ class PanConfig:
 
     Attributes:
         model: registered model name (``pan_shallow``, ``pan_shallow_bn``, ``pan_shallow_coursework``...).
-        dataset: ``"synthetic"`` (generated, default) or ``"salicon"`` (needs ``data_root``).
-        data_root: folder of a real dataset in its published layout.
-        n_train, n_val, n_test: images per split (``None``: the whole split).
-        data_seed: seed of the generated dataset (not of training); real datasets take their
-            first ``n`` images.
-        input_size: (H, W) the images are resized to, pixels.
-        map_size: (h, w) of the network output and of the training targets, pixels.
-        eval_size: (h, w) of the test ground truth (``None``: the loader's default, which for
-            real datasets is the image size, so give SALICON's (480, 640) explicitly).
-        val_split, test_split: dataset splits that validate and test; ``val_split="train"``
-            holds the validation images out of the training split (see :func:`salbook.data.load_split`).
-            SALICON's public fixations cover only train and val, so there ``test_split="val"``.
+        data: which images train, validate and test, and at which sizes (a
+            :class:`~salbook.data.SplitSpec`; default :data:`DATA`: generated scenes, 96 × 96 inputs,
+            48 × 48 targets, test ground truth at 192 × 256). For SALICON give its folder,
+            ``val_split="train"`` (nolearn's 20 % hold-out) and ``test_split="val"``.
         target_range: (low, high) the fixation map [0, 1] is mapped to; official (−1, 1).
         epochs: training epochs (the linear schedules run over exactly these).
         batch_size: images per optimiser step (official 128).
@@ -105,17 +102,7 @@ class PanConfig:
     """
 
     model: str = "pan_shallow"
-    dataset: str = "synthetic"
-    data_root: str | None = None
-    n_train: int | None = 2000
-    n_val: int | None = 250
-    n_test: int | None = 250
-    data_seed: int = 0
-    input_size: tuple[int, int] = (96, 96)
-    map_size: tuple[int, int] = (48, 48)
-    eval_size: tuple[int, int] | None = (192, 256)
-    val_split: str = "val"
-    test_split: str = "test"
+    data: SplitSpec = field(default_factory=lambda: DATA)
     target_range: tuple[float, float] = (-1.0, 1.0)
     epochs: int = 20
     batch_size: int = 128
@@ -149,12 +136,12 @@ class PanConfig:
         for name in ("epochs", "batch_size", "val_every", "step_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        self.split  # validates the data fields (a real dataset needs data_root)
-        # tuples, not lists, so equal configs hash equally however they were written
-        for name in ("input_size", "map_size", "eval_size", "target_range"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.data, SplitSpec):
+            raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(self.data).__name__}")
+        if self.data.map_size is None:
+            raise ValueError("Pan's network predicts a fixed map: give data.map_size (official (48, 48))")
+        # a tuple, not a list, so equal configs hash equally however they were written
+        object.__setattr__(self, "target_range", tuple(self.target_range))
 
     def replace(self, **changes: Any) -> "PanConfig":
         """A copy with ``changes`` applied (validated again)."""
@@ -164,10 +151,6 @@ class PanConfig:
         """The config as a JSON-friendly dict, with the recipe version (the cache key's input)."""
         return {"recipe": f"pan/{RECIPE_VERSION}", **dataclasses.asdict(self)}
 
-    @property
-    def split(self) -> SplitSpec:
-        """The data part of the config: which images train, validate and test, at which sizes."""
-        return SplitSpec.from_config(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,7 +159,7 @@ class PanConfig:
 
 def build_model(cfg: PanConfig) -> nn.Module:
     """Build ``cfg.model`` with the config's initialisation (seed torch first for repeatability)."""
-    kwargs: dict[str, Any] = {"init": cfg.init, "input_size": cfg.input_size, "output_size": cfg.map_size}
+    kwargs: dict[str, Any] = {"init": cfg.init, "input_size": cfg.data.input_size, "output_size": cfg.data.map_size}
     if cfg.init == "gaussian":
         kwargs.update(init_std=cfg.init_std, init_bias=cfg.init_bias)
     kwargs.update(cfg.model_kwargs)
@@ -260,7 +243,7 @@ def train(
 ):
     """Train ``cfg`` with ``seed`` (or load it from the model cache): a :class:`salbook.train.TrainResult`.
 
-    ``train_data``/``val_data`` default to :func:`salbook.data.load_split` of ``cfg.split`` (built
+    ``train_data``/``val_data`` default to :func:`salbook.data.load_split` of ``cfg.data`` (built
     only when training is needed). Pass them to reuse datasets across several runs; they must be
     the config's splits, since the cache key is the config.
     """
@@ -269,8 +252,8 @@ def train(
     from ..train import load_or_train, sgd
 
     def train_kwargs() -> dict[str, Any]:
-        tr = train_data if train_data is not None else load_split(cfg.split, "train")
-        va = val_data if val_data is not None else load_split(cfg.split, "val")
+        tr = train_data if train_data is not None else load_split(cfg.data, "train")
+        va = val_data if val_data is not None else load_split(cfg.data, "val")
         return dict(
             loss_fn=mse_loss(cfg.target_range),
             train_data=tr,
