@@ -32,6 +32,7 @@ __all__ = [
     "rescale_fixations",
     "resize_tensor",
     "resize_map",
+    "gaussian_blur",
     "fixation_map_from_points",
     "minmax",
 ]
@@ -151,6 +152,28 @@ def resize_tensor(x: torch.Tensor, size: Sequence[int], mode: str = "bilinear") 
     else:
         raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
     return y[0, 0] if squeeze else y[0]
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Blur maps ``… × h × w`` (a tensor, any device) with a Gaussian of ``sigma`` pixels.
+
+    Separable, reflecting border (``scipy.ndimage``'s ``"reflect"``), kernel truncated at
+    ``truncate`` σ as ``scipy.ndimage.gaussian_filter`` does; ``sigma == 0`` returns ``x``.
+    """
+    if sigma <= 0:
+        return x
+    radius = int(truncate * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    shape = x.shape
+    if radius > min(shape[-2:]):
+        raise ValueError(f"a blur of σ {sigma} needs maps of at least {radius} pixels, got {tuple(shape[-2:])}")
+    y = x.reshape(-1, 1, *shape[-2:])
+    for dim, view in ((-1, (1, 1, 1, -1)), (-2, (1, 1, -1, 1))):
+        head, tail = y.narrow(dim, 0, radius).flip(dim), y.narrow(dim, y.shape[dim] - radius, radius).flip(dim)
+        y = torch.nn.functional.conv2d(torch.cat([head, y, tail], dim=dim), kernel.view(view))
+    return y.reshape(shape)
 
 
 def resize_map(x: MapLike, size: Sequence[int]) -> np.ndarray:

@@ -33,6 +33,7 @@ __all__ = [
     "LinearSchedule",
     "StepSchedule",
     "FlooredSchedule",
+    "WarmupSchedule",
     "CosineSchedule",
     "ParamSchedule",
 ]
@@ -140,6 +141,24 @@ class FlooredSchedule(Schedule):
 
     def __call__(self, t: int) -> float:
         return max(self.floor, self.schedule(t))
+
+
+@dataclass(frozen=True)
+class WarmupSchedule(Schedule):
+    """``schedule(t) × (t + 1) / steps`` for the first ``steps`` indices, then ``schedule(t)``:
+    a linear warm-up from ``schedule(0) / steps`` that joins the schedule at index ``steps``."""
+
+    schedule: Schedule
+    steps: int
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ValueError(f"warm-up steps must be >= 0, got {self.steps}")
+
+    def __call__(self, t: int) -> float:
+        t = self._check_index(t)
+        value = self.schedule(t)
+        return value * (t + 1) / self.steps if t < self.steps else value
 
 
 class ParamSchedule:

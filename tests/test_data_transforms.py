@@ -166,3 +166,16 @@ def test_split_spec_normalises_sizes_and_requires_data_root_for_real_data():
     assert spec == SplitSpec(n_train=7, input_size=(96, 96))  # lists and tuples give equal (hashable) specs
     with pytest.raises(ValueError, match="data_root"):
         SplitSpec(dataset="salicon")
+
+
+def test_gaussian_blur_matches_scipy_on_any_batch_shape():
+    from scipy.ndimage import gaussian_filter
+
+    from salbook.maps import gaussian_blur
+
+    x = torch.rand(2, 3, 16, 20, dtype=torch.float64)
+    ref = np.stack([[gaussian_filter(m, 1.5) for m in row] for row in x.numpy()])
+    np.testing.assert_allclose(gaussian_blur(x, 1.5).numpy(), ref, atol=1e-12)
+    assert gaussian_blur(x, 0.0) is x
+    with pytest.raises(ValueError, match="at least"):
+        gaussian_blur(torch.rand(4, 4), 3.0)

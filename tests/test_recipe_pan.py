@@ -107,3 +107,47 @@ def test_tiny_training_run_trains_caches_and_evaluates(tmp_path, monkeypatch):
     assert np.isfinite(result.summary["mean"]).all()
 
 
+
+
+def test_recipe_knobs_build_what_they_say():
+    from salbook.cost import count_params
+    from salbook.schedules import WarmupSchedule
+
+    small = {"fc_hidden": 8}
+    plain = pan.build_model(PanConfig(model_kwargs=small))
+    normed = pan.build_model(PanConfig(head_norm=True, model_kwargs=small))
+    assert isinstance(normed.head.norm, torch.nn.BatchNorm1d) and not normed.head.norm.affine
+    assert count_params(normed) == count_params(plain)  # the standardisation has no parameters
+    frozen = pan.build_model(PanConfig(freeze_features=True, model_kwargs=small))
+    assert not any(p.requires_grad for p in frozen.features.parameters())
+    assert all(p.requires_grad for p in frozen.head.parameters())
+
+    adam = pan.make_schedule(PanConfig(optimizer="adam", epochs=2, schedule_unit="step", warmup_steps=4), 5)
+    assert set(adam.schedules) == {"lr"} and isinstance(adam.schedules["lr"], WarmupSchedule)
+    lrs = [adam.values(t)["lr"] for t in range(10)]
+    assert lrs[0] == pytest.approx(0.05 / 4) and lrs[3] == pytest.approx(np.linspace(0.05, 1e-4, 10)[3])
+    assert lrs[4:] == pytest.approx(np.linspace(0.05, 1e-4, 10)[4:].tolist())
+    with pytest.raises(ValueError, match="warm-up"):
+        PanConfig(warmup_steps=3)  # per-epoch schedule
+    with pytest.raises(ValueError, match="optimizer"):
+        PanConfig(optimizer="lbfgs")  # type: ignore[arg-type]
+
+
+def test_target_blur_spreads_the_target_and_keeps_its_range():
+    fix = torch.zeros(2, 20, 20)
+    fix[:, 10, 10] = 1.0
+    sharp = pan.make_target(fix, (-1.0, 1.0))
+    blurred = pan.make_target(fix, (-1.0, 1.0), blur=2.0)
+    assert blurred.shape == sharp.shape == (2, 1, 20, 20)
+    assert float(blurred.max()) == pytest.approx(1.0) and float(blurred.min()) >= -1.0
+    assert int((blurred > 0).sum()) > int((sharp > 0).sum())
+
+
+def test_output_bias_starts_at_the_mean_target(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SALBOOK_PROGRESS", "0")
+    cfg = PanConfig(data=pan.DATA.replace(n_train=8, n_val=4, n_test=4), epochs=1, batch_size=4, lr=0.0, lr_end=0.0,
+                    output_bias="target_mean", model_kwargs={"fc_hidden": 16})
+    result = pan.train(cfg, seed=1, device="cpu", cache=str(tmp_path / "models"), log=None)
+    expected = pan.mean_target(cfg, load_split(cfg.data, "train"))
+    torch.testing.assert_close(result.model.head.fc2.bias.detach().reshape(48, 48), expected)

@@ -60,6 +60,8 @@ class PanShallow(nn.Module):
         fc_hidden: units of the first fully connected layer, before the maxout.
         maxout_pieces: units per maxout group; ``fc_hidden`` must be divisible by it.
         fc1_relu: apply a ReLU to the first fully connected layer before the maxout.
+        head_norm: standardise the head's inputs (a parameter-free ``BatchNorm1d`` between the
+            flattened features and the first fully connected layer; not in the paper, see chapter 1).
         init: ``"glorot"`` (Glorot-uniform weights, zero biases: the Lasagne defaults) or
             ``"gaussian"`` (weights ~ N(0, ``init_std``²), biases = ``init_bias``).
         init_std: standard deviation of the Gaussian initialisation.
@@ -84,6 +86,7 @@ class PanShallow(nn.Module):
         fc_hidden: int = 4608,
         maxout_pieces: int = 2,
         fc1_relu: bool = True,
+        head_norm: bool = False,
         init: InitName = "glorot",
         init_std: float = 0.01,
         init_bias: float = 0.1,
@@ -117,6 +120,8 @@ class PanShallow(nn.Module):
 
         head: "OrderedDict[str, nn.Module]" = OrderedDict()
         head["flatten"] = nn.Flatten(1)
+        if head_norm:
+            head["norm"] = nn.BatchNorm1d(n_features, affine=False)
         head["fc1"] = nn.Linear(n_features, fc_hidden)
         if fc1_relu:
             head["relu_fc1"] = nn.ReLU(inplace=True)
@@ -150,10 +155,11 @@ class PanShallow(nn.Module):
                 else:
                     nn.init.normal_(m.weight, 0.0, self.init_std)
                     nn.init.constant_(m.bias, self.init_bias)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 m.reset_running_stats()
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.affine:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map images ``N × 3 × H × W`` to unbounded saliency maps ``N × 1 × h × w``."""

@@ -33,7 +33,16 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
-from ..schedules import ConstantSchedule, FlooredSchedule, LinearSchedule, ParamSchedule, StepSchedule
+from ..maps import gaussian_blur
+from ..train.callbacks import Callback
+from ..schedules import (
+    ConstantSchedule,
+    FlooredSchedule,
+    LinearSchedule,
+    ParamSchedule,
+    StepSchedule,
+    WarmupSchedule,
+)
 
 __all__ = [
     "RECIPE_VERSION",
@@ -97,6 +106,18 @@ class PanConfig:
         flip: mirror a random half of every batch.
         val_every: validate every this many epochs (and after the last).
         grad_clip: optional gradient-norm clip (``None``: none, as in the paper).
+        optimizer: ``"sgd"`` (official: Nesterov momentum) or ``"adam"`` (then only the lr is
+            scheduled; ``momentum`` is unused).
+        warmup_steps: linear learning-rate warm-up over the first optimiser steps (per-step
+            schedules only; official 0).
+        output_bias: ``"init"`` (the initialisation's bias) or ``"target_mean"``: the output layer's
+            bias starts at the mean training target, pixel by pixel, so the first steps do not
+            spend themselves on the mean map.
+        head_norm: standardise the 12,800 head inputs with a parameter-free batch norm (not in
+            the paper; the closed-form probe of chapter 1 standardises its inputs the same way).
+        freeze_features: keep the convolution layers at their initialisation and train the head only.
+        target_blur: extra Gaussian blur of the training target, σ in map pixels (official 0),
+            renormalised to a maximum of 1 before the mapping to ``target_range``.
         model_kwargs: extra keyword arguments for the model builder (e.g. a small ``fc_hidden``
             for tests); empty for every model the chapter reports.
     """
@@ -121,6 +142,12 @@ class PanConfig:
     flip: bool = True
     val_every: int = 1
     grad_clip: float | None = None
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    warmup_steps: int = 0
+    output_bias: Literal["init", "target_mean"] = "init"
+    head_norm: bool = False
+    freeze_features: bool = False
+    target_blur: float = 0.0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,6 +160,13 @@ class PanConfig:
         lo, hi = self.target_range
         if not hi > lo:
             raise ValueError(f"target_range must be (low, high) with high > low, got {self.target_range}")
+        for name, allowed in (("optimizer", ("sgd", "adam")), ("output_bias", ("init", "target_mean"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.warmup_steps < 0 or self.target_blur < 0:
+            raise ValueError("warmup_steps and target_blur must be >= 0")
+        if self.warmup_steps and self.schedule_unit != "step":
+            raise ValueError("a warm-up counts optimiser steps: use schedule_unit='step'")
         for name in ("epochs", "batch_size", "val_every", "step_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -162,30 +196,43 @@ def build_model(cfg: PanConfig) -> nn.Module:
     kwargs: dict[str, Any] = {"init": cfg.init, "input_size": cfg.data.input_size, "output_size": cfg.data.map_size}
     if cfg.init == "gaussian":
         kwargs.update(init_std=cfg.init_std, init_bias=cfg.init_bias)
+    if cfg.head_norm:
+        kwargs["head_norm"] = True
     kwargs.update(cfg.model_kwargs)
-    return models.create(cfg.model, **kwargs)
+    model = models.create(cfg.model, **kwargs)
+    if cfg.freeze_features:
+        model.features.requires_grad_(False)
+    return model
 
 
-def make_target(fixation_map: torch.Tensor, target_range: Sequence[float] = (-1.0, 1.0)) -> torch.Tensor:
+def make_target(fixation_map: torch.Tensor, target_range: Sequence[float] = (-1.0, 1.0),
+                blur: float = 0.0) -> torch.Tensor:
     """Map a fixation map in [0, 1] (N × h × w or N × 1 × h × w) linearly onto ``target_range``.
 
-    Returns N × 1 × h × w, the shape of the network output.
+    ``blur`` > 0 first smooths each map with a Gaussian of that σ (map pixels, reflecting border,
+    truncated at 4 σ) and rescales it to a maximum of 1. Returns N × 1 × h × w, the shape of the
+    network output.
     """
     if fixation_map.dim() == 3:
         fixation_map = fixation_map.unsqueeze(1)
+    if blur > 0:
+        fixation_map = gaussian_blur(fixation_map, blur)
+        fixation_map = fixation_map / fixation_map.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     lo, hi = float(target_range[0]), float(target_range[1])
     return lo + (hi - lo) * fixation_map
 
 
-def mse_loss(target_range: Sequence[float] = (-1.0, 1.0)) -> Callable[[torch.Tensor, Mapping[str, Any]], torch.Tensor]:
-    """The "Euclidean" loss: ``loss_fn(output N×1×h×w, batch)`` = mean squared error to the target.
+def mse_loss(target_range: Sequence[float] = (-1.0, 1.0),
+             blur: float = 0.0) -> Callable[[torch.Tensor, Mapping[str, Any]], torch.Tensor]:
+    """The "Euclidean" loss: ``loss_fn(output N×1×h×w, batch)`` = mean squared error to the target
+    (:func:`make_target` of ``batch["fixation_map"]``).
 
     The mean runs over the batch and the h × w outputs (Lasagne's ``squared_error`` + mean).
     """
     lo, hi = float(target_range[0]), float(target_range[1])
 
     def loss_fn(output: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        target = make_target(batch["fixation_map"], (lo, hi))
+        target = make_target(batch["fixation_map"], (lo, hi), blur)
         if output.shape != target.shape:
             raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ in shape")
         return F.mse_loss(output, target)
@@ -206,26 +253,48 @@ def make_schedule(cfg: PanConfig, steps_per_epoch: int | None = None) -> ParamSc
     ``lr * step_factor ** (epoch // step_every)``, floored at ``lr_end``; momentum constant (always
     per epoch). ``constant``: lr and momentum fixed.
     """
+    unit = cfg.schedule_unit if cfg.schedule == "official" else "epoch"
+    if cfg.warmup_steps and unit != "step":
+        raise ValueError("a warm-up needs the per-step official schedule (schedule_unit='step')")
+    if unit == "step" and not steps_per_epoch:
+        raise ValueError("a per-step schedule needs steps_per_epoch")
+    n = cfg.epochs * (steps_per_epoch if unit == "step" else 1)
     if cfg.schedule == "official":
-        unit = cfg.schedule_unit
-        if unit == "step" and not steps_per_epoch:
-            raise ValueError("a per-step schedule needs steps_per_epoch")
-        n = cfg.epochs * (steps_per_epoch if unit == "step" else 1)
-        return ParamSchedule(
-            {
-                "lr": LinearSchedule(cfg.lr, cfg.lr_end, n),
-                "momentum": LinearSchedule(cfg.momentum, cfg.momentum_end, n),
-            },
-            unit=unit,
-        )
-    if cfg.schedule == "coursework":
-        return ParamSchedule(
-            {
-                "lr": FlooredSchedule(StepSchedule(cfg.lr, cfg.step_factor, cfg.step_every), cfg.lr_end),
-                "momentum": ConstantSchedule(cfg.momentum),
-            }
-        )
-    return ParamSchedule({"lr": ConstantSchedule(cfg.lr), "momentum": ConstantSchedule(cfg.momentum)})
+        lr, momentum = LinearSchedule(cfg.lr, cfg.lr_end, n), LinearSchedule(cfg.momentum, cfg.momentum_end, n)
+    elif cfg.schedule == "coursework":
+        lr = FlooredSchedule(StepSchedule(cfg.lr, cfg.step_factor, cfg.step_every), cfg.lr_end)
+        momentum = ConstantSchedule(cfg.momentum)
+    else:
+        lr, momentum = ConstantSchedule(cfg.lr), ConstantSchedule(cfg.momentum)
+    if cfg.warmup_steps:
+        lr = WarmupSchedule(lr, cfg.warmup_steps)
+    schedules = {"lr": lr} if cfg.optimizer == "adam" else {"lr": lr, "momentum": momentum}
+    return ParamSchedule(schedules, unit=unit)
+
+
+class OutputBiasAtTargetMean(Callback):
+    """A training callback that sets the output layer's bias to the mean training
+    target (pixel by pixel) before the first step of a fresh run."""
+
+    def __init__(self, mean_target: torch.Tensor) -> None:
+        self.mean_target = mean_target.flatten()
+
+    def on_fit_start(self, trainer: Any) -> None:
+        if trainer.step == 0:
+            with torch.no_grad():
+                trainer.model.head.fc2.bias.copy_(self.mean_target.to(trainer.model.head.fc2.bias))
+
+
+def mean_target(cfg: PanConfig, dataset: Any, batch_size: int = 256) -> torch.Tensor:
+    """The mean training target of ``cfg`` over ``dataset``, h × w."""
+    from ..data import make_loader
+
+    total, n = None, 0
+    for batch in make_loader(dataset, batch_size=batch_size):
+        t = make_target(batch["fixation_map"], cfg.target_range, cfg.target_blur).sum(0)[0]
+        total = t if total is None else total + t
+        n += len(batch["fixation_map"])
+    return total / n
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,16 +318,22 @@ def train(
     """
     from ..data import hflip_batch, load_split
     from ..metrics import mean_cc_metric
-    from ..train import load_or_train, sgd
+    from ..train import adam, load_or_train, sgd
 
     def train_kwargs() -> dict[str, Any]:
         tr = train_data if train_data is not None else load_split(cfg.data, "train")
         va = val_data if val_data is not None else load_split(cfg.data, "val")
+        callbacks = []
+        if cfg.output_bias == "target_mean":
+            callbacks.append(OutputBiasAtTargetMean(mean_target(cfg, tr)))
+        optimizer = (adam(cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adam" else
+                     sgd(cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay))
         return dict(
-            loss_fn=mse_loss(cfg.target_range),
+            loss_fn=mse_loss(cfg.target_range, cfg.target_blur),
             train_data=tr,
             val_data=va,
-            optimizer=sgd(cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay),
+            optimizer=optimizer,
+            callbacks=callbacks,
             schedule=make_schedule(cfg, math.ceil(len(tr) / cfg.batch_size)),
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
