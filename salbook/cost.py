@@ -46,6 +46,8 @@ __all__ = [
     "latency",
     "throughput",
     "train_step_seconds",
+    "peak_training_memory",
+    "design_cost_table",
     "cost_summary",
     "cost_table",
 ]
@@ -300,13 +302,14 @@ class _LiveTensorTracker:
         weakref.finalize(tensor, self._release, ptr)
 
 
-def _cpu_peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def _peak_live_bytes(run: Callable[[], object], excluded: Sequence[torch.Tensor]) -> int:
+    """Peak bytes of tensors alive at once while ``run()`` executes, counting every tensor an aten
+    operator produces (from its creation until its last reference is gone), except ``excluded``."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
     tracker = _LiveTensorTracker()
-    protected = {x.untyped_storage().data_ptr()}
-    protected |= {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    protected = {t.untyped_storage().data_ptr() for t in excluded}
 
     class _Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
@@ -316,10 +319,14 @@ def _cpu_peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
                     tracker.track(item)
             return out
 
-    with torch.inference_mode(), _Mode():
-        output = model(x)
-    del output
+    with _Mode():
+        run()
     return tracker.peak
+
+
+def _cpu_peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return _peak_live_bytes(lambda: model(x), (x, *model.parameters(), *model.buffers()))
 
 
 def peak_activation_memory(
@@ -464,6 +471,94 @@ def throughput(
 ) -> float:
     """Images per second at batch size ``batch``: ``batch / median time of one batch``."""
     return latency(model, input_size, batch, device, warmup, runs, threads).images_per_s
+
+
+# --------------------------------------------------------------------------------------------
+# memory of a training step, and a per-size design table
+
+
+def peak_training_memory(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    loss_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch: int = 1,
+) -> int:
+    """Peak bytes of tensors alive at once during one training step's forward and backward pass (CPU).
+
+    Counts what :func:`peak_activation_memory` counts (every tensor an aten operator
+    produces, from its creation until its last reference is gone), but with autograd on: the
+    activations kept for the backward pass, the backward pass's temporaries and the parameters'
+    gradients. Weights, buffers and the input are excluded, and so is the optimiser's state (Adam
+    keeps two more tensors per weight: ``2 × 4`` bytes per parameter). Batch-norm layers run in
+    training mode. The model is run on a copy on the CPU; the caller's model is not changed.
+
+    Args:
+        model: the network.
+        input_size: ``(C, H, W)``, or ``(H, W)`` meaning ``C = 3``.
+        loss_fn: maps the output to a scalar (default: its mean).
+        batch: images in the step.
+    """
+    shape = _input_shape(input_size, batch)
+    net = copy.deepcopy(model).cpu().train()
+    for p in net.parameters():
+        p.grad = None
+    x = torch.rand(shape)
+    reduce = loss_fn or (lambda out: out.float().mean())
+
+    def step() -> None:
+        reduce(net(x)).backward()
+
+    return _peak_live_bytes(step, (x, *net.parameters(), *net.buffers()))
+
+
+def design_cost_table(
+    models: Mapping[str, nn.Module],
+    sizes: Sequence[tuple[int, int]],
+    sizes_for: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+    latency_runs: int = 5,
+    threads: int | None = 1,
+) -> "pandas.DataFrame":  # noqa: F821
+    """Size, memory and latency of every model at every input size (the compact-model paper's three
+    design aspects).
+
+    One row per (model, input size) with columns: ``params``; ``fp32 MB`` and ``fp16 MB``
+    (:func:`state_dict_bytes` of the weights as stored and cast to half precision);
+    ``GMACs`` (:func:`flops`); ``inference MB`` (peak activations of one forward
+    pass, :func:`peak_activation_memory`, batch 1); ``training MB`` (peak of one
+    training step's forward + backward, :func:`peak_training_memory`, batch 1); ``latency ms``
+    and ``latency IQR ms`` (CPU, batch 1, ``threads`` intra-op threads, median over
+    ``latency_runs`` runs after 1 warm-up). Sizes are MB = 10^6 bytes.
+
+    Args:
+        models: ``{name: model}``, each taking ``N × 3 × H × W`` images.
+        sizes: ``(H, W)`` input sizes, pixels.
+        sizes_for: per-model sizes that replace ``sizes`` (a network with a fixed input, e.g. Pan's 96 × 96).
+        latency_runs: timed forward passes per (model, size).
+        threads: torch CPU threads while timing (``None``: unchanged).
+
+    Returns:
+        A DataFrame indexed by (``model``, ``input``) with ``input`` as ``"H×W"``.
+    """
+    import pandas as pd
+
+
+    rows = []
+    for name, model in models.items():
+        fp32 = state_dict_bytes(model) / 1e6
+        fp16 = state_dict_bytes(copy.deepcopy(model).half()) / 1e6
+        for size in (sizes_for or {}).get(name, sizes):
+            h, w = int(size[0]), int(size[1])
+            lat = latency(model, (h, w), batch=1, device="cpu", warmup=1, runs=latency_runs, threads=threads)
+            rows.append({
+                "model": name, "input": f"{h}×{w}", "params": count_params(model), "fp32 MB": fp32, "fp16 MB": fp16,
+                "GMACs": flops(model, (h, w)).gmacs,
+                "inference MB": peak_activation_memory(model, (h, w)) / 1e6,
+                "training MB": peak_training_memory(model, (h, w)) / 1e6,
+                "latency ms": lat.median_ms, "latency IQR ms": lat.iqr_ms, "threads": lat.threads,
+            })
+    if not rows:
+        raise ValueError("design_costs needs at least one model and one size")
+    return pd.DataFrame(rows).set_index(["model", "input"])
 
 
 # --------------------------------------------------------------------------------------------
