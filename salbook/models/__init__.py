@@ -114,4 +114,4 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], device: str | to
 
 
 # Model files register their builders on import (keep these imports at the bottom).
-from . import compact, mlnet, pan  # noqa: E402,F401
+from . import compact, csnet, fastsal, mlnet, pan  # noqa: E402,F401
