@@ -29,3 +29,17 @@ def test_sgd_factory_is_nesterov_sgd_with_the_weight_decay():
     group = opt.param_groups[0]
     assert isinstance(opt, torch.optim.SGD) and group["nesterov"] is True
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.05, 0.9, 5e-4)
+
+
+def test_mean_cc_metric_can_score_the_blurred_output():
+    torch.manual_seed(0)
+    target = torch.zeros(2, 16, 16)
+    target[:, 8, 8] = 1.0
+    from salbook.maps import gaussian_blur
+
+    smooth = gaussian_blur(target, 2.0)
+    noisy = smooth + 0.05 * torch.randn(2, 16, 16)  # noise the blur removes
+    loader = [{"image": noisy, "fixation_map": smooth}]
+    raw = mean_cc_metric("fixation_map")(lambda x: x, loader, torch.device("cpu"))
+    blurred = mean_cc_metric("fixation_map", blur=1.0)(lambda x: x, loader, torch.device("cpu"))
+    assert blurred > raw

@@ -151,3 +151,19 @@ def test_output_bias_starts_at_the_mean_target(tmp_path, monkeypatch):
     result = pan.train(cfg, seed=1, device="cpu", cache=str(tmp_path / "models"), log=None)
     expected = pan.mean_target(cfg, load_split(cfg.data, "train"))
     torch.testing.assert_close(result.model.head.fc2.bias.detach().reshape(48, 48), expected)
+
+
+def test_named_recipes_and_the_study_rows():
+    official, rec = pan.faithful(), pan.recommended()
+    assert official == PanConfig()
+    assert rec == PanConfig(schedule_unit="step", **pan.RECOMMENDED_CHANGES)
+    assert rec.freeze_features and rec.head_norm and rec.output_bias == "target_mean" and rec.lr == 1.0
+    base = pan.faithful(epochs=4, batch_size=32, schedule_unit="step")
+    core = pan.study_configs(base)
+    assert list(core) == list(pan.STUDY_ROWS)
+    assert core["official (Gaussian init, as the paper)"] == base  # the faithful run is a row of the study
+    assert core["recommended"] == pan.recommended(epochs=4, batch_size=32)  # shared with the chapter's seeds
+    full = pan.study_configs(base, full=True)
+    assert set(core) < set(full) and full["recommended, twice the steps"].epochs == 8
+    assert not full["recommended, convolutions trained too"].freeze_features
+    assert full["official with Adam, lr 1e-4"].optimizer == "adam"

@@ -29,17 +29,23 @@ def batch_cc(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den))
 
 
-def mean_cc_metric(target_key: str = "fixation_map") -> Callable[[nn.Module, Any, torch.device], float]:
-    """A validation metric for :func:`salbook.train.fit`: mean CC of the raw model output with
-    ``batch[target_key]`` over every image the loader yields (use with ``mode="max"``)."""
+def mean_cc_metric(target_key: str = "fixation_map", blur: float = 0.0) -> Callable[[nn.Module, Any, torch.device], float]:
+    """A validation metric for :func:`salbook.train.fit`: mean CC of the model output with
+    ``batch[target_key]`` over every image the loader yields (use with ``mode="max"``).
+
+    ``blur`` > 0 smooths the output first with a Gaussian of that σ (output pixels), so that the
+    metric scores the map the evaluation will see when its post-processing blurs (CC is
+    invariant to the min-max that follows).
+    """
+    from ..maps import gaussian_blur
 
     def mean_cc(model: nn.Module, loader: Any, device: torch.device) -> float:
         total, count = 0.0, 0
         for batch in loader:
-            values = batch_cc(model(batch["image"]), batch[target_key])
+            values = batch_cc(gaussian_blur(model(batch["image"]), blur), batch[target_key])
             total += float(values.sum())
             count += int(values.numel())
         return total / max(count, 1)
 
-    mean_cc.__name__ = f"mean_cc_{target_key}"
+    mean_cc.__name__ = f"mean_cc_{target_key}" + (f"_blur{blur:g}" if blur > 0 else "")
     return mean_cc

@@ -15,7 +15,8 @@ config, the seed and the code it runs). The recipe only *combines* generic piece
   0.9 → 0.999, over the run), ``"coursework"`` (lr × 0.55 every ``step_every`` epochs, never below
   ``lr_end``), or ``"constant"``;
 * augmentation — :func:`salbook.data.hflip_batch`: a random half of every batch mirrored;
-* validation — :func:`salbook.metrics.mean_cc_metric` (CC of the raw 48 × 48 output);
+* validation — :func:`salbook.metrics.mean_cc_metric` (CC of the 48 × 48 output after the official
+  σ = 3 blur, so that the selected epoch is the best *evaluated* one);
 * post-processing — :data:`POSTPROCESS` (``"blur_minmax"``: Gaussian σ = 3 map pixels, then
   min-max, as the official ``prediction.py``), applied by :func:`salbook.evaluate`.
 """
@@ -50,6 +51,15 @@ __all__ = [
     "POSTPROCESS",
     "DATA",
     "PanConfig",
+    "RECOMMENDED_CHANGES",
+    "STUDY_ROWS",
+    "EXTRA_STUDY_ROWS",
+    "faithful",
+    "recommended",
+    "study_configs",
+    "mean_target",
+    "make_optimizer",
+    "OutputBiasAtTargetMean",
     "build_model",
     "make_target",
     "mse_loss",
@@ -60,8 +70,9 @@ __all__ = [
 RECIPE_VERSION = 1
 
 #: Pan et al.'s official inference: blur the 48 × 48 output (σ = 3 map pixels), then min-max
-#: (a name in :data:`salbook.evaluation.POSTPROCESSORS`).
+#: (a name in :data:`salbook.evaluation.POSTPROCESSORS`). Model selection scores the same blur.
 POSTPROCESS = "blur_minmax"
+OFFICIAL_BLUR_SIGMA = 3.0
 
 #: Published SALICON validation results (CC, shuffled AUC, AUC-Borji): Pan et al. (2016) as
 #: quoted by the replication, the replication itself, and the replication with batch norm.
@@ -188,6 +199,73 @@ class PanConfig:
 
 
 # --------------------------------------------------------------------------------------------
+# named recipes: the official one, the one chapter 1's study recommends, and the study's rows
+
+#: What chapter 1's recipe study recommends, relative to the official recipe, for training the
+#: shallow net on a budget of ~128 optimiser steps: keep the convolutions at their random
+#: initialisation (training them at this budget silences them), standardise the head's inputs
+#: (the head's gradient is otherwise dominated by their shared mean), start the output bias at
+#: the mean target (the first steps then learn images, not the mean map) and use a learning rate
+#: large enough for 128 steps to fit the head (1.0, warmed up over 10 steps).
+RECOMMENDED_CHANGES: dict[str, Any] = dict(
+    freeze_features=True, head_norm=True, output_bias="target_mean", lr=1.0, warmup_steps=10,
+)
+
+
+def faithful(data: SplitSpec = DATA, **changes: Any) -> PanConfig:
+    """The official recipe (Pan et al.'s public script, with the paper's Gaussian initialisation)."""
+    return PanConfig(data=data, **changes)
+
+
+def recommended(data: SplitSpec = DATA, **changes: Any) -> PanConfig:
+    """The official recipe with :data:`RECOMMENDED_CHANGES` (per-step schedules, for the warm-up)."""
+    return PanConfig(data=data, **{"schedule_unit": "step", **RECOMMENDED_CHANGES, **changes})
+
+
+def _without(key: str) -> dict[str, Any]:
+    default = getattr(PanConfig(), key)
+    return {**RECOMMENDED_CHANGES, key: default}
+
+
+#: The recipe study's rows: a name and the changes from the official recipe (``epochs_factor``
+#: multiplies the run's epochs). The ``STUDY_ROWS`` run in the book profile (the recommended rows
+#: are the first seed of the chapter's networks, so they cost nothing extra); ``EXTRA_STUDY_ROWS``
+#: join with ``full=True``: the recommended recipe with one change removed at a time, and the
+#: practitioner's usual one-change tries of the official recipe.
+STUDY_ROWS: dict[str, dict[str, Any]] = {
+    "official (Gaussian init, as the paper)": dict(),
+    "official (Glorot init, as the official code)": dict(init="glorot"),
+    "recommended": dict(RECOMMENDED_CHANGES),
+    "recommended, batch norm (pan_shallow_bn)": dict(RECOMMENDED_CHANGES, model="pan_shallow_bn"),
+}
+EXTRA_STUDY_ROWS: dict[str, dict[str, Any]] = {
+    "recommended, convolutions trained too": _without("freeze_features"),
+    "recommended without head standardisation": _without("head_norm"),
+    "recommended without the output-bias start": _without("output_bias"),
+    "recommended, twice the steps": dict(RECOMMENDED_CHANGES, epochs_factor=2),
+    "official, lr 0.005 with a 10-step warm-up": dict(lr=0.005, warmup_steps=10),
+    "official with Adam, lr 1e-4": dict(optimizer="adam", lr=1e-4, lr_end=1e-4),
+    "official with the output-bias start": dict(output_bias="target_mean"),
+    "official, target blurred σ 4": dict(target_blur=4.0),
+    "official, batch norm (pan_shallow_bn)": dict(model="pan_shallow_bn"),
+}
+
+
+def study_configs(base: PanConfig, full: bool = False) -> dict[str, PanConfig]:
+    """The study's configurations: each row's changes applied to ``base`` (same data, same steps
+    unless the row says otherwise); ``full`` adds :data:`EXTRA_STUDY_ROWS`."""
+    rows = {**STUDY_ROWS, **(EXTRA_STUDY_ROWS if full else {})}
+    out = {}
+    for name, changes in rows.items():
+        changes = dict(changes)
+        factor = changes.pop("epochs_factor", 1)
+        if changes.get("warmup_steps"):
+            changes["schedule_unit"] = "step"
+        out[name] = base.replace(epochs=base.epochs * factor, **changes)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # model, data, target, loss
 
 
@@ -272,6 +350,15 @@ def make_schedule(cfg: PanConfig, steps_per_epoch: int | None = None) -> ParamSc
     return ParamSchedule(schedules, unit=unit)
 
 
+def make_optimizer(cfg: PanConfig) -> Callable[[Any], torch.optim.Optimizer]:
+    """The optimiser factory of ``cfg``: Nesterov SGD (official) or Adam, with its weight decay."""
+    from ..train import adam, sgd
+
+    if cfg.optimizer == "adam":
+        return adam(cfg.lr, weight_decay=cfg.weight_decay)
+    return sgd(cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
+
+
 class OutputBiasAtTargetMean(Callback):
     """A training callback that sets the output layer's bias to the mean training
     target (pixel by pixel) before the first step of a fresh run."""
@@ -318,7 +405,7 @@ def train(
     """
     from ..data import hflip_batch, load_split
     from ..metrics import mean_cc_metric
-    from ..train import adam, load_or_train, sgd
+    from ..train import load_or_train
 
     def train_kwargs() -> dict[str, Any]:
         tr = train_data if train_data is not None else load_split(cfg.data, "train")
@@ -326,23 +413,21 @@ def train(
         callbacks = []
         if cfg.output_bias == "target_mean":
             callbacks.append(OutputBiasAtTargetMean(mean_target(cfg, tr)))
-        optimizer = (adam(cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "adam" else
-                     sgd(cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay))
         return dict(
             loss_fn=mse_loss(cfg.target_range, cfg.target_blur),
             train_data=tr,
             val_data=va,
-            optimizer=optimizer,
+            optimizer=make_optimizer(cfg),
             callbacks=callbacks,
             schedule=make_schedule(cfg, math.ceil(len(tr) / cfg.batch_size)),
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
             val_every=cfg.val_every,
-            val_metric=mean_cc_metric("fixation_map"),
+            val_metric=mean_cc_metric("fixation_map", blur=OFFICIAL_BLUR_SIGMA),
             mode="max",
             augment=hflip_batch if cfg.flip else None,
             grad_clip=cfg.grad_clip,
         )
 
     return load_or_train(cfg.as_dict(), lambda: build_model(cfg), train_kwargs, seed=seed, cache=cache,
-                         device=device, log=log, code=[__name__])
+                         device=device, log=log, code=[__name__, "salbook.metrics.batch"])
