@@ -40,7 +40,7 @@ import time
 
 T_START = time.perf_counter()
 
-from salbook.book import EVAL_SEED, pick, record, record_meta
+from salbook.book import EVAL_SEED, pick, record, record_meta, glue
 from salbook.utils import resolve_device, seed_everything
 
 synthetic = dataset == "synthetic"
@@ -68,7 +68,6 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from salbook import models, plots
 from salbook.analysis import activation_spread, failure_modes, fit_ridge_readout, summarize_failure_modes
@@ -474,7 +473,7 @@ vs_cb
 # *Table 1.11: the recommended network against the centre bias, per test image (network − centre bias).*
 #
 # Against the centre bias the network's CC differs by {glue:text}`rec_dcc:+.3f`
-# ([{glue:text}`rec_dcc_lo:+.3f`, {glue:text}`rec_dcc_hi:+.3f}]: it **{glue:text}`rec_verdict_cc`** it),
+# ([{glue:text}`rec_dcc_lo:+.3f`, {glue:text}`rec_dcc_hi:+.3f`]: it **{glue:text}`rec_verdict_cc`** it),
 # NSS by {glue:text}`rec_dnss:+.3f` ([{glue:text}`rec_dnss_lo:+.3f`, {glue:text}`rec_dnss_hi:+.3f`],
 # {glue:text}`rec_verdict_nss`) and AUC-Borji by {glue:text}`rec_dauc_borji:+.3f`
 # ([{glue:text}`rec_dauc_borji_lo:+.3f`, {glue:text}`rec_dauc_borji_hi:+.3f`],

@@ -34,7 +34,7 @@ import time
 
 T_START = time.perf_counter()
 
-from salbook.book import DATA_SEED, EVAL_SEED, pick, record, record_meta
+from salbook.book import DATA_SEED, EVAL_SEED, pick, record, record_meta, glue
 from salbook.utils import resolve_device, seed_everything
 
 synthetic = dataset == "synthetic"
@@ -65,7 +65,6 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from salbook import plots
 from salbook.analysis.redundancy import (compare_pair, projection_figure, recalibrate_batch_norm, redundancy,

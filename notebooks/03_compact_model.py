@@ -35,7 +35,7 @@ import time
 
 T_START = time.perf_counter()
 
-from salbook.book import DATA_SEED, EVAL_SEED, pick, record, record_meta
+from salbook.book import DATA_SEED, EVAL_SEED, pick, record, record_meta, glue
 from salbook.utils import resolve_device, seed_everything
 
 synthetic = dataset == "synthetic"
@@ -63,7 +63,6 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from salbook import models, plots
 from salbook.analysis.redundancy import redundancy, variance_figure

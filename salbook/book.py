@@ -33,6 +33,7 @@ from typing import Any, Mapping
 from .utils import atomic_write_text, stable_hash
 
 __all__ = [
+    "glue",
     "PROFILES",
     "DATA_SEED",
     "EVAL_SEED",
@@ -220,3 +221,16 @@ def config_of(key: str) -> dict[str, Any] | None:
         raise KeyError(f"no number recorded as {key!r} in this kernel (recorded: {known})")
     digest = _MEMORY[key].get("config")
     return None if digest is None else copy.deepcopy(_CONFIGS[digest])
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """MyST-NB's ``glue`` for a number or text that the prose quotes (``{glue:text}`name:.3f```).
+
+    NumPy and torch scalars are turned into plain Python numbers first: MyST-NB formats the glued
+    value from its ``repr``, which for NumPy 2 scalars (``np.float64(0.5)``) it cannot parse.
+    """
+    from myst_nb import glue as _glue
+
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    _glue(name, value, display=display)

@@ -374,3 +374,16 @@ def test_a_plot_that_renders_nothing_fails_the_run(tmp_path: Path) -> None:
         """, name="02_blank")
     with pytest.raises(runner.NotebookFailed, match="02_blank.py: cell .* no figure was rendered"):
         runner.run_notebook(nb, "smoke", tmp_path, progress=False)
+
+
+def test_glue_hands_myst_nb_plain_python_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import myst_nb
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: seen.update({name: (value, display)}))
+    book.glue("a", np.float64(0.25))
+    book.glue("b", "ties")
+    book.glue("c", 3)
+    assert seen == {"a": (0.25, False), "b": ("ties", False), "c": (3, False)}
+    assert type(seen["a"][0]) is float  # repr "0.25", which MyST-NB can format; np.float64's repr it cannot
