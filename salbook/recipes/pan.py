@@ -23,7 +23,6 @@ config, the seed and the code it runs). The recipe only *combines* generic piece
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -34,6 +33,7 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
+from ._config import RecipeConfig
 from ..maps import gaussian_blur
 from ..train.callbacks import Callback
 from ..schedules import (
@@ -90,7 +90,7 @@ DATA = SplitSpec(input_size=(96, 96), map_size=(48, 48), eval_size=(192, 256))
 
 
 @dataclass(frozen=True)
-class PanConfig:
+class PanConfig(RecipeConfig):
     """Every setting that determines a trained shallow net (hashed into the model cache key).
 
     Defaults are the official recipe (Pan et al.'s public Lasagne script) except where noted.
@@ -132,6 +132,8 @@ class PanConfig:
         model_kwargs: extra keyword arguments for the model builder (e.g. a small ``fc_hidden``
             for tests); empty for every model the chapter reports.
     """
+
+    RECIPE = f"pan/{RECIPE_VERSION}"
 
     model: str = "pan_shallow"
     data: SplitSpec = field(default_factory=lambda: DATA)
@@ -188,13 +190,6 @@ class PanConfig:
         # a tuple, not a list, so equal configs hash equally however they were written
         object.__setattr__(self, "target_range", tuple(self.target_range))
 
-    def replace(self, **changes: Any) -> "PanConfig":
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The config as a JSON-friendly dict, with the recipe version (the cache key's input)."""
-        return {"recipe": f"pan/{RECIPE_VERSION}", **dataclasses.asdict(self)}
 
 
 

@@ -38,7 +38,6 @@ The chapters measure training-step memory and the paper's three design aspects w
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
+from ._config import RecipeConfig
 from ..schedules import CosineSchedule, ParamSchedule, Schedule
 
 __all__ = [
@@ -98,7 +98,7 @@ def _check_common(cfg: Any) -> None:
 
 
 @dataclass(frozen=True)
-class CompactConfig:
+class CompactConfig(RecipeConfig):
     """Every setting that determines a trained compact model (hashed into the model cache key).
 
     The paper gives no training recipe; this one is ours.
@@ -118,6 +118,8 @@ class CompactConfig:
         model_kwargs: extra builder arguments (tests use tiny widths); empty for the chapter's models.
     """
 
+    RECIPE = f"saliency.compact/{RECIPE_VERSION}"
+
     model: str = "compact"
     data: SplitSpec = field(default_factory=lambda: COMPACT_DATA)
     epochs: int = 6
@@ -135,17 +137,10 @@ class CompactConfig:
         if self.model not in _COMPACT_MODELS:
             raise ValueError(f"model must be one of {_COMPACT_MODELS}, got {self.model!r}")
 
-    def replace(self, **changes: Any) -> "CompactConfig":
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The config as a JSON-friendly dict, with the recipe version (the cache key's input)."""
-        return {"recipe": f"saliency.compact/{RECIPE_VERSION}", **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)
-class MLNetStyleConfig:
+class MLNetStyleConfig(RecipeConfig):
     """Every setting that determines a trained ML-Net(-style) network (hashed into the cache key).
 
     Two optimisers:
@@ -171,6 +166,8 @@ class MLNetStyleConfig:
         model_kwargs: extra builder arguments (``weights=None`` in tests, ``vgg16_weights`` for ML-Net).
     """
 
+    RECIPE = f"saliency.mlnet_style/{RECIPE_VERSION}"
+
     model: str = "mlnet_lite0"
     data: SplitSpec = field(default_factory=lambda: MLNET_STYLE_DATA)
     epochs: int = 2
@@ -190,13 +187,6 @@ class MLNetStyleConfig:
         if not self.backbone_lr_mult >= 0:
             raise ValueError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
 
-    def replace(self, **changes: Any) -> "MLNetStyleConfig":
-        """A copy with ``changes`` applied (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The config as a JSON-friendly dict, with the recipe version (the cache key's input)."""
-        return {"recipe": f"saliency.mlnet_style/{RECIPE_VERSION}", **dataclasses.asdict(self)}
 
 
 @dataclass(frozen=True)
