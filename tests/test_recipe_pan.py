@@ -157,7 +157,10 @@ def test_named_recipes_and_the_study_rows():
     official, rec = pan.faithful(), pan.recommended()
     assert official == PanConfig()
     assert rec == PanConfig(schedule_unit="step", **pan.RECOMMENDED_CHANGES)
-    assert rec.freeze_features and rec.head_norm and rec.output_bias == "target_mean" and rec.lr == 1.0
+    assert rec.freeze_features and rec.head_norm and rec.output_bias == "target_mean"
+    assert rec.optimizer == "adam" and rec.lr == 1e-3 and rec.warmup_steps == 10
+    sgd_row = pan.study_configs(pan.faithful(), full=True)["recommended with Nesterov SGD, lr 1.0"]
+    assert sgd_row.optimizer == "sgd" and sgd_row.lr == 1.0 and sgd_row.freeze_features
     base = pan.faithful(epochs=4, batch_size=32, schedule_unit="step")
     core = pan.study_configs(base)
     assert list(core) == list(pan.STUDY_ROWS)
