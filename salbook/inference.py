@@ -1,0 +1,535 @@
+"""Making a trained model fast and portable (``salbook.inference``).
+
+* :func:`prepare_for_inference` — eval mode, batch norm folded into the convolution before it,
+  optionally channels-last memory format; the outputs equal the original's (to float rounding).
+* :func:`jit_freeze` — a traced and frozen TorchScript module (constants folded).
+* :func:`export_onnx` / :class:`OnnxRunner` / :func:`onnx_max_abs_diff` — an ONNX file (checked by
+  the ``onnx`` package, written atomically) run in ONNX Runtime, and how far its outputs are from
+  PyTorch's.
+* :func:`inference_paths` — the latency of each of these ways of running the same network,
+  measured with :mod:`salbook.cost`'s timing (median and IQR over repeated runs, threads pinned).
+
+Shapes: every model takes an ``N × C × H × W`` float image batch and returns a tensor (saliency
+models: ``N × 1 × h × w`` logits). ``example`` arguments are such a batch; its shape fixes the
+traced / exported input size (the ONNX batch dimension can stay dynamic).
+
+No function here changes the model it is given: it is deep-copied first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "fold_batchnorm",
+    "prepare_for_inference",
+    "jit_freeze",
+    "export_onnx",
+    "OnnxRunner",
+    "onnx_max_abs_diff",
+    "inference_paths",
+    "INFERENCE_PATHS",
+    "DEFAULT_OPSET",
+]
+
+#: ONNX opset used by :func:`export_onnx` (the dynamo-based exporter needs >= 18).
+DEFAULT_OPSET = 18
+
+#: The ways :func:`inference_paths` can run a model.
+INFERENCE_PATHS = ("eager", "folded", "channels_last", "jit", "onnxruntime")
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+# --------------------------------------------------------------------------------------------
+# batch-norm folding
+
+
+def _find_conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
+    """``(conv name, bn name)`` pairs where, in one forward pass on ``example``, the batch norm's
+    input is exactly the convolution's output tensor and nothing else reads that tensor.
+
+    Found by running the model once with forward hooks on convolutions and batch norms and a
+    :class:`~torch.utils._python_dispatch.TorchDispatchMode` that counts how many aten operators
+    read each convolution output. A convolution or batch norm called more than once (shared
+    weights), a view / in-place op / residual branch between or beside them, excludes the pair,
+    so folding never changes what the network computes.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    names = {m: n for n, m in model.named_modules()}
+    calls: dict[str, int] = {}
+    conv_out: dict[int, tuple[str, torch.Tensor]] = {}  # id(output) -> (conv name, output kept alive)
+    reads: dict[int, int] = {}
+    bn_in: dict[str, int] = {}  # bn name -> id of its input, a live convolution output
+
+    def conv_hook(mod: nn.Module, _inp, out) -> None:
+        name = names[mod]
+        calls[name] = calls.get(name, 0) + 1
+        if isinstance(out, torch.Tensor):
+            conv_out[id(out)] = (name, out)
+            reads[id(out)] = 0
+
+    def bn_pre_hook(mod: nn.Module, inp) -> None:
+        name = names[mod]
+        calls[name] = calls.get(name, 0) + 1
+        # matched now, while the input is alive (a freed tensor's id can be reused later)
+        if inp and isinstance(inp[0], torch.Tensor) and id(inp[0]) in conv_out:
+            bn_in[name] = id(inp[0])
+
+    class _CountReads(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            for item in tree_flatten((args, kwargs or {}))[0]:
+                if isinstance(item, torch.Tensor) and id(item) in reads:
+                    reads[id(item)] += 1
+            return func(*args, **(kwargs or {}))
+
+    hooks = []
+    for module in model.modules():
+        if isinstance(module, _CONVS):
+            hooks.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            hooks.append(module.register_forward_pre_hook(bn_pre_hook))
+    try:
+        with torch.no_grad(), _CountReads():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    pairs = []
+    for bn_name, tensor_id in bn_in.items():
+        if tensor_id not in conv_out:
+            continue
+        conv_name = conv_out[tensor_id][0]
+        if calls.get(conv_name) == 1 and calls.get(bn_name) == 1 and reads[tensor_id] == 1:
+            pairs.append((conv_name, bn_name))
+    return pairs
+
+
+def _fold_into(conv: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
+    """Fold ``bn`` (eval statistics) into ``conv``'s weight and bias, in place."""
+    with torch.no_grad():
+        var, mean = bn.running_var, bn.running_mean
+        scale = torch.rsqrt(var.double() + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        shift = -mean.double() * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.double()
+        w = conv.weight
+        new_w = w.double() * scale.reshape(-1, *([1] * (w.dim() - 1)))
+        old_b = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        new_b = old_b * scale + shift
+        conv.weight.copy_(new_w.to(w.dtype))
+        if conv.bias is None:
+            conv.bias = nn.Parameter(new_b.to(w.dtype), requires_grad=w.requires_grad)
+        else:
+            conv.bias.copy_(new_b.to(w.dtype))
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def _after_bn(bn: nn.Module) -> nn.Module | None:
+    """What replaces a folded batch norm: :class:`~torch.nn.Identity` for torch's own, the fused
+    dropout + activation for timm's ``BatchNormAct2d`` (attributes ``drop`` and ``act``), and
+    ``None`` (do not fold) for any other subclass that overrides ``forward``."""
+    if type(bn).forward is nn.modules.batchnorm._BatchNorm.forward:
+        return nn.Identity()
+    drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)
+    if type(bn).__name__ == "BatchNormAct2d" and isinstance(drop, nn.Module) and isinstance(act, nn.Module):
+        return nn.Sequential(drop, act)
+    return None
+
+
+def _standard_conv(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is torch's own convolution forward (not an override)."""
+    return any(type(module).forward is cls.forward for cls in _CONVS)
+
+
+def fold_batchnorm(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e-4
+                   ) -> tuple[nn.Module, list[tuple[str, str]]]:
+    """A copy of ``model`` (eval mode) with every foldable batch norm merged into its convolution.
+
+    A batch norm is folded when its input is a convolution's output that nothing else reads (see
+    :func:`_find_conv_bn_pairs`); it becomes :class:`torch.nn.Identity` and the convolution gets
+    ``W' = W·γ/√(σ²+ε)`` and ``b' = (b − μ)·γ/√(σ²+ε) + β`` (computed in float64). Batch norms
+    without running statistics are left alone.
+
+    The result is checked on ``example``: if its output differs from the original's by more than
+    ``rtol × max(1, max|output|)`` (a convolution subclass whose forward is not linear in its
+    weight, e.g.), folding is retried on torch's own convolution classes only, and if that fails
+    too the unfolded copy is returned (with a warning).
+
+    Returns the new model and the ``(conv, bn)`` names folded.
+    """
+    base = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        ref = _first(base(example)).float()
+    tol = rtol * max(1.0, float(ref.abs().max()))
+    pairs = [
+        (c, b)
+        for c, b in _find_conv_bn_pairs(base, example)
+        if base.get_submodule(b).running_mean is not None and base.get_submodule(b).running_var is not None
+        and _after_bn(base.get_submodule(b)) is not None
+    ]
+    for keep in (lambda conv: True, _standard_conv):
+        net = copy.deepcopy(base)
+        chosen = [(c, b) for c, b in pairs if keep(net.get_submodule(c))]
+        for conv_name, bn_name in chosen:
+            bn = net.get_submodule(bn_name)
+            _fold_into(net.get_submodule(conv_name), bn)
+            _replace(net, bn_name, _after_bn(bn))
+        with torch.no_grad():
+            diff = float((_first(net(example)).float() - ref).abs().max())
+        if diff <= tol:
+            return net, chosen
+    warnings.warn(f"folding batch norm changed {type(model).__name__}'s output by {diff:.3g} "
+                  f"(> {tol:.3g}); returning it unfolded", RuntimeWarning, stacklevel=2)
+    return base, []
+
+
+class ChannelsLast(nn.Module):
+    """Runs ``inner`` (weights in channels-last format) on a channels-last copy of the input and
+    returns a contiguous (NCHW) output, so callers pass and receive ordinary tensors."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x.contiguous(memory_format=torch.channels_last))
+        return out.contiguous()
+
+
+#: Input sizes (H, W) tried, in order, when no example is given (Pan's fixed 96 × 96 first).
+_PROBE_SIZES = ((96, 96), (64, 64), (192, 256), (224, 224), (240, 320))
+
+
+def _default_example(model: nn.Module) -> torch.Tensor:
+    """A random ``1 × 3 × H × W`` batch the model accepts (the first of :data:`_PROBE_SIZES`)."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    net = copy.deepcopy(model).eval()
+    for h, w in _PROBE_SIZES:
+        x = torch.rand(1, 3, h, w, device=device)
+        try:
+            with torch.no_grad():
+                net(x)
+            return x
+        except Exception:  # noqa: BLE001 - try the next size
+            continue
+    raise ValueError(f"{type(model).__name__} accepts none of the input sizes {_PROBE_SIZES}; "
+                     "pass example=<a batch it accepts> to prepare_for_inference")
+
+
+def prepare_for_inference(
+    model: nn.Module,
+    *,
+    fold_bn: bool = True,
+    channels_last: bool = False,
+    example: torch.Tensor | None = None,
+) -> nn.Module:
+    """A copy of ``model`` ready for inference: eval mode, no gradients, batch norm folded.
+
+    Args:
+        model: any ``N × C × H × W`` image model; not modified.
+        fold_bn: merge each batch norm that directly follows a convolution into it
+            (:func:`fold_batchnorm`); outputs equal the original's to ~1e-6.
+        channels_last: store weights in channels-last (NHWC) memory format and wrap the model in
+            :class:`ChannelsLast`, which converts inputs and returns NCHW outputs.
+        example: the input used to find which batch norms follow which convolutions
+            (default: a random ``1 × 3 × 64 × 64`` batch; pass one the model accepts if it needs
+            another size).
+
+    Returns:
+        The prepared module (``requires_grad`` off on every parameter).
+    """
+    if example is None:
+        example = _default_example(model)
+    if fold_bn:
+        net, _ = fold_batchnorm(model, example)
+    else:
+        net = copy.deepcopy(model).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    if channels_last:
+        net = ChannelsLast(net).eval()
+    return net
+
+
+def jit_freeze(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``torch.jit.freeze(torch.jit.trace(model, example))`` on an eval-mode copy.
+
+    Tracing records the operations run on ``example``: shape-dependent Python branches are fixed
+    to what that input took (the tracer's warnings about this are silenced; use an input of the
+    size you will run). Freezing inlines the weights as constants and folds what it can
+    (including conv + batch norm). TorchScript is deprecated in recent PyTorch, kept here as one
+    of the measured paths.
+    """
+    net = copy.deepcopy(model).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, example, check_trace=False)
+        return torch.jit.freeze(traced)
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporter's progress prints and warnings."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | os.PathLike,
+    *,
+    dynamic_batch: bool = True,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "auto",
+) -> Path:
+    """Export ``model`` (eval-mode copy, on the CPU) to an ONNX file at ``path``.
+
+    The graph is captured by ``torch.onnx.export`` for inputs shaped like ``example``; with
+    ``dynamic_batch`` the batch dimension is symbolic (``"batch"``), ``C × H × W`` stay fixed.
+    ``exporter``: ``"torchscript"`` (the tracing exporter, ``dynamo=False``), ``"dynamo"`` (the
+    ``torch.export``-based one) or ``"auto"``: TorchScript first, the dynamo exporter if it fails.
+    Both give graphs that ONNX Runtime runs to float rounding of PyTorch here; the TorchScript one
+    exported FastSal (A) in about 1 s where the dynamo one took about 25 s on this book's 2-core CPU,
+    which is what decides the default for a chapter that exports every model.
+    The file is checked with ``onnx.checker.check_model`` and written atomically (a temporary
+    file beside ``path``, renamed when complete). The input is named ``"image"``, the output
+    ``"logits"``. Weights are stored inside the file (models < 2 GB).
+
+    Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = copy.deepcopy(model).cpu().eval()
+    x = example.detach().cpu()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if exporter not in ("auto", "torchscript", "dynamo"):
+            raise ValueError(f"exporter must be 'auto', 'torchscript' or 'dynamo', got {exporter!r}")
+        order = {"auto": (False, True), "torchscript": (False,), "dynamo": (True,)}[exporter]
+        errors = []
+        for dynamo in order:
+            try:
+                with _quiet(), torch.no_grad():
+                    if dynamo:
+                        shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+                        # torch.export specialises a batch of 1 (0/1 specialisation): trace with 2
+                        xd = torch.cat([x, x]) if dynamic_batch and x.shape[0] == 1 else x
+                        torch.onnx.export(net, (xd,), str(tmp), dynamo=True, external_data=False,
+                                          opset_version=opset, dynamic_shapes=shapes,
+                                          input_names=["image"], output_names=["logits"])
+                    else:
+                        axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+                        torch.onnx.export(net, (x,), str(tmp), dynamo=False, opset_version=opset,
+                                          dynamic_axes=axes, input_names=["image"], output_names=["logits"])
+                break
+            except Exception as err:  # noqa: BLE001 - try the other exporter, report both
+                errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {type(err).__name__}: {err}")
+        else:
+            raise RuntimeError(f"ONNX export of {type(model).__name__} failed:\n" + "\n".join(errors))
+        onnx.checker.check_model(str(tmp), full_check=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+class OnnxRunner(nn.Module):
+    """An ONNX file run by ONNX Runtime, called like the PyTorch model it came from.
+
+    ``runner(x)`` takes an ``N × C × H × W`` float tensor (any device; it is copied to host memory)
+    and returns the first output as a CPU float tensor (a tuple if the graph has several outputs).
+    It is an :class:`torch.nn.Module` without parameters so :mod:`salbook.cost`'s timing applies
+    unchanged.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: ONNX Runtime intra-op threads (inter-op: 1, sequential execution).
+        providers: execution providers (default: CPU).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {path}; create one with salbook.inference.export_onnx")
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        self.path = path
+        self.threads = int(threads)
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        outs = self.session.run(None, {self.input_name: arr})
+        tensors = tuple(torch.from_numpy(o) for o in outs)
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    def __deepcopy__(self, memo: dict) -> "OnnxRunner":  # sessions cannot be copied; share it
+        return self
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}, threads={self.threads}"
+
+
+def _first(out: object) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    if isinstance(out, dict) and out:
+        return next(iter(out.values()))
+    raise TypeError(f"cannot compare model output of type {type(out).__name__}")
+
+
+def onnx_max_abs_diff(model: nn.Module, example: torch.Tensor, path: str | os.PathLike | None = None,
+                      *, opset: int = DEFAULT_OPSET, exporter: str = "auto") -> float:
+    """Max absolute difference between ``model(example)`` (PyTorch, eval, CPU) and its ONNX
+    export run in ONNX Runtime on the same input — on the raw outputs (logits).
+
+    The export goes to ``path`` if given (kept), else to a temporary file (deleted).
+    """
+    net = copy.deepcopy(model).cpu().eval()
+    x = example.detach().cpu()
+    with torch.no_grad():
+        ref = _first(net(x)).float()
+    with contextlib.ExitStack() as stack:
+        if path is None:
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-"))) / "model.onnx"
+        export_onnx(net, x, path, opset=opset, exporter=exporter)
+        got = _first(OnnxRunner(path)(x)).float()
+    if got.shape != ref.shape:
+        raise RuntimeError(f"ONNX output shape {tuple(got.shape)} differs from PyTorch's {tuple(ref.shape)}")
+    return float((got - ref).abs().max())
+
+
+# --------------------------------------------------------------------------------------------
+# latency of every path
+
+
+class _Callable(nn.Module):
+    """Wraps a callable (a frozen TorchScript module, which has no train/eval flag) so that
+    :mod:`salbook.cost`'s timing can treat it as a module; ``eval()`` does not reach it."""
+
+    def __init__(self, fn) -> None:  # noqa: ANN001
+        super().__init__()
+        self._fn = [fn]  # a list, so the script module is not registered as a sub-module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn[0](x)
+
+    def __deepcopy__(self, memo: dict) -> "_Callable":
+        return self
+
+
+def inference_paths(
+    model: nn.Module,
+    example: torch.Tensor,
+    threads: Sequence[int] = (1, 2),
+    paths: Sequence[str] = INFERENCE_PATHS,
+    *,
+    warmup: int = 3,
+    runs: int = 20,
+    onnx_path: str | os.PathLike | None = None,
+) -> "pandas.DataFrame":  # noqa: F821
+    """CPU latency of each way of running ``model`` on inputs shaped like ``example``.
+
+    Paths: ``eager`` (the model in eval mode), ``folded`` (:func:`prepare_for_inference`),
+    ``channels_last`` (folded + NHWC), ``jit`` (:func:`jit_freeze` of the folded model),
+    ``onnxruntime`` (:func:`export_onnx` + :class:`OnnxRunner` with that many threads). Each is
+    timed by :func:`salbook.cost.latency` (random input of ``example``'s shape, ``warmup`` untimed
+    then ``runs`` timed passes, torch threads pinned to the row's count).
+
+    Returns a DataFrame with one row per (path, threads): ``path``, ``threads``, ``median_ms``,
+    ``q1_ms``, ``q3_ms``, ``iqr_ms``, ``images_per_s``, ``speedup`` (eager median at the same
+    thread count / this median) and ``max_abs_diff`` (vs the eager output on ``example``).
+    """
+    import pandas as pd
+
+    from .cost import latency
+
+    unknown = [p for p in paths if p not in INFERENCE_PATHS]
+    if unknown:
+        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(INFERENCE_PATHS)}")
+    if not threads:
+        raise ValueError("threads must list at least one thread count, e.g. (1, 2)")
+    x = example.detach().cpu()
+    eager = copy.deepcopy(model).cpu().eval()
+    with torch.no_grad():
+        ref = _first(eager(x)).float()
+    built: dict[str, nn.Module] = {}
+    with contextlib.ExitStack() as stack:
+        for p in paths:
+            if p == "eager":
+                built[p] = eager
+            elif p == "folded":
+                built[p] = prepare_for_inference(eager, example=x)
+            elif p == "channels_last":
+                built[p] = prepare_for_inference(eager, channels_last=True, example=x)
+            elif p == "jit":
+                built[p] = _Callable(jit_freeze(prepare_for_inference(eager, example=x), x))
+            elif p == "onnxruntime":
+                if onnx_path is None:
+                    tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-")))
+                    onnx_path = tmpdir / "model.onnx"
+                export_onnx(eager, x, onnx_path)
+        rows = []
+        shape = tuple(x.shape)
+        for t in threads:
+            for p in paths:
+                net = OnnxRunner(onnx_path, threads=int(t)) if p == "onnxruntime" else built[p]
+                with torch.no_grad():
+                    diff = float((_first(net(x)).float() - ref).abs().max())
+                lat = latency(net, shape[1:], batch=shape[0], device="cpu", warmup=warmup, runs=runs,
+                              threads=int(t))
+                rows.append({"path": p, "threads": int(t), "median_ms": lat.median_ms, "q1_ms": lat.q1_ms,
+                             "q3_ms": lat.q3_ms, "iqr_ms": lat.iqr_ms, "images_per_s": lat.images_per_s,
+                             "max_abs_diff": diff})
+    df = pd.DataFrame(rows)
+    base = df[df.path == "eager"].set_index("threads")["median_ms"] if "eager" in paths else None
+    df["speedup"] = [base.get(t, math.nan) / m if base is not None else math.nan
+                     for t, m in zip(df.threads, df.median_ms)]
+    return df[["path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "speedup",
+               "max_abs_diff"]]

@@ -1,0 +1,209 @@
+"""salbook.inference: batch-norm folding, channels-last, TorchScript, ONNX export and timing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from salbook import models
+from salbook.inference import (
+    INFERENCE_PATHS,
+    OnnxRunner,
+    export_onnx,
+    fold_batchnorm,
+    inference_paths,
+    jit_freeze,
+    onnx_max_abs_diff,
+    prepare_for_inference,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial running statistics and affine parameters, so folding has something to do."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 2 - 1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return model.eval()
+
+
+class _Net(nn.Module):
+    """conv+bn in a Sequential, conv+bn called functionally, a residual conv whose output is read
+    twice (its bn must not be folded), and a conv with an in-place ReLU before its bn (not folded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.res_conv = nn.Conv2d(8, 8, 1)
+        self.res_bn = nn.BatchNorm2d(8)
+        self.relu_conv = nn.Conv2d(8, 8, 1)
+        self.relu_bn = nn.BatchNorm2d(8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = F.relu(self.bn(self.conv(x)))
+        r = self.res_conv(x)
+        x = self.res_bn(r) + r  # r is read twice: folding res_bn would change the sum
+        y = F.relu(self.relu_conv(x), inplace=True)
+        x = self.relu_bn(y)
+        return self.head(x)
+
+
+def test_fold_batchnorm_folds_only_safe_pairs_and_keeps_outputs():
+    net = _randomise_bn(_Net())
+    x = torch.rand(2, 3, 16, 20)
+    folded, pairs = fold_batchnorm(net, x)
+    assert sorted(pairs) == [("conv", "bn"), ("stem.0", "stem.1")]
+    assert isinstance(folded.bn, nn.Identity) and isinstance(folded.stem[1], nn.Identity)
+    assert isinstance(folded.res_bn, nn.BatchNorm2d) and isinstance(folded.relu_bn, nn.BatchNorm2d)
+    assert folded.conv.bias is not None  # a bias-free conv gains the folded shift
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=0)
+    assert isinstance(net.bn, nn.BatchNorm2d)  # the original is untouched
+
+
+@pytest.mark.parametrize("name", ["compact", "fastsal_c"])
+def test_prepare_for_inference_on_book_models(name):
+    torch.manual_seed(0)
+    model = _randomise_bn(models.create(name))
+    n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    x = torch.rand(1, 3, 96, 96)
+    prepared = prepare_for_inference(model, example=x)
+    left = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in prepared.modules())
+    assert n_bn > 0 and left == 0, f"{left} of {n_bn} batch norms left in {name}"
+    assert not prepared.training and not any(p.requires_grad for p in prepared.parameters())
+    with torch.no_grad():
+        ref = model(x)
+        torch.testing.assert_close(prepared(x), ref, atol=1e-5, rtol=1e-5)
+        cl = prepare_for_inference(model, channels_last=True, example=x)
+        out = cl(x)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_prepare_for_inference_without_example_probes_a_size():
+    model = _randomise_bn(models.create("pan_shallow_bn"))  # fixed 96 x 96 input
+    prepared = prepare_for_inference(model)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in prepared.modules()) == 0
+
+
+def test_folding_that_would_change_outputs_is_refused():
+    class Doubling(nn.Conv2d):  # forward not linear in the weight as torch's is: w**2
+        def forward(self, x):
+            return self._conv_forward(x, self.weight ** 2, self.bias)
+
+    net = _randomise_bn(nn.Sequential(Doubling(3, 4, 3), nn.BatchNorm2d(4)))
+    x = torch.rand(1, 3, 8, 8)
+    folded, pairs = fold_batchnorm(net, x)
+    assert pairs == []
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), net(x))
+
+
+def test_jit_freeze_matches_eager():
+    net = _randomise_bn(_Net())
+    x = torch.rand(1, 3, 16, 16)
+    frozen = jit_freeze(net, x)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(x), net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_export_onnx_dynamic_batch_runner_and_diff(tmp_path):
+    import onnx
+
+    net = _randomise_bn(_Net())
+    x = torch.rand(1, 3, 16, 16)
+    diff = onnx_max_abs_diff(net, x, tmp_path / "sub" / "net.onnx")  # exports (export_onnx) and keeps the file
+    assert 0 <= diff <= 1e-4
+    path = tmp_path / "sub" / "net.onnx"
+    assert path.is_file() and sorted(p.name for p in path.parent.iterdir()) == ["net.onnx"]  # no temp files
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 16, 16]
+    runner = OnnxRunner(path, threads=1)
+    x3 = torch.rand(3, 3, 16, 16)
+    out = runner(x3)
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 1, 16, 16)
+    with torch.no_grad():
+        assert float((out - net(x3)).abs().max()) <= 1e-4
+
+
+def test_export_onnx_with_the_dynamo_exporter(tmp_path):
+    net = _randomise_bn(_Net())
+    x = torch.rand(1, 3, 8, 8)
+    path = export_onnx(net, x, tmp_path / "d.onnx", exporter="dynamo")
+    with torch.no_grad():
+        assert float((OnnxRunner(path)(torch.cat([x, x])) - net(torch.cat([x, x]))).abs().max()) <= 1e-4
+    with pytest.raises(ValueError, match="exporter"):
+        export_onnx(net, x, tmp_path / "e.onnx", exporter="tflite")
+
+
+def test_export_onnx_failure_leaves_no_file(tmp_path):
+    class Unexportable(nn.Module):
+        def forward(self, x):
+            if torch.compiler.is_exporting() or torch.jit.is_tracing():  # both exporters fail
+                raise NotImplementedError("no graph for you")
+            return x
+
+    target = tmp_path / "bad.onnx"
+    with pytest.raises(RuntimeError, match="ONNX export"):
+        export_onnx(Unexportable(), torch.rand(1, 3, 4, 4), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_runner_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        OnnxRunner(tmp_path / "none.onnx")
+
+
+def test_inference_paths_table():
+    net = _randomise_bn(_Net())
+    x = torch.rand(1, 3, 16, 16)
+    df = inference_paths(net, x, threads=(1, 2), warmup=1, runs=3)
+    assert list(df.path) == list(INFERENCE_PATHS) * 2 and list(df.threads) == [1] * 5 + [2] * 5
+    assert (df.median_ms > 0).all() and (df.iqr_ms >= 0).all()
+    assert (df.max_abs_diff <= 1e-4).all()
+    assert (df[df.path == "eager"].speedup == 1).all()
+    with pytest.raises(ValueError, match="unknown inference path"):
+        inference_paths(net, x, paths=("eager", "tensorrt"))
+
+
+def _calibrated(model: nn.Module, x: torch.Tensor, bn_stats: bool) -> nn.Module:
+    """A fresh book model made non-trivial: zero-initialised tensors (read-outs) given small random
+    values; with ``bn_stats`` the batch-norm statistics are measured on ``x`` (CSNet's ×100
+    convolutions overflow with the default ones). Not for pretrained backbones: statistics of two
+    random images make them ill-conditioned (float32 itself then moves the output by > 1e-4)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.add_(0.01 * torch.randn_like(p))
+        if bn_stats:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = None  # cumulative average: one pass sets the statistics
+            model.train()(x)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name, size", [("compact", (48, 64)), ("fastsal_a", (64, 96)), ("mlnet_lite0", (64, 96)),
+                                        ("csnet_x1", (32, 32))])
+def test_book_architectures_export_to_onnx_within_1e4(name, size):
+    x = torch.rand(16, 3, *size, generator=torch.Generator().manual_seed(0))
+    model = _calibrated(models.create(name), x, bn_stats=name.startswith("csnet"))
+    with torch.no_grad():
+        out = model(x[:1])
+    assert torch.isfinite(out).all() and float(out.abs().max()) > 0
+    assert onnx_max_abs_diff(model, x[:1]) <= 1e-4
