@@ -336,3 +336,32 @@ def test_registry():
         assert models.family_of(name) == "fastsal"
     assert models.list_models(family="fastsal") == ["fastsal_a", "fastsal_c", "salgan_generator"]
     assert isinstance(models.create("fastsal_c", seed=0), M.FastSalC)
+
+
+# --------------------------------------------------------------------------------------------
+# the book's teacher (salbook.models.teacher)
+# --------------------------------------------------------------------------------------------
+
+
+def test_teacher_hints_match_fastsal_c_and_cost_ten_times_more(net_c):
+    teacher = models.create("fastsal_teacher", weights=None, seed=0).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        logits, hints = teacher.forward_with_hints(x)
+        student = net_c.hints(x)
+    assert logits.shape == (1, 1, 64, 96)
+    assert [h.shape for h in hints] == [s.shape for s in student]
+    assert count_params(teacher) == 14_747_137
+    macs = flops(teacher, (192, 256)).macs
+    assert macs == 7_632_480_768 and macs >= 10 * flops(net_c, (192, 256)).macs
+    with pytest.raises(ValueError, match="multiples of 32"):
+        teacher(torch.rand(1, 3, 48, 64))
+
+
+def test_salgan_shaped_on_mobilenet_v2_has_the_same_hint_widths():
+    net = models.create("salgan_shaped", backbone="mobilenet_v2", seed=0).eval()
+    with torch.no_grad():
+        hints = net.hints(torch.rand(1, 3, 64, 64))
+    assert [h.shape[1] for h in hints] == [128, 256, 512, 512]
+    with pytest.raises(ValueError, match="backbone must be"):
+        models.create("salgan_shaped", backbone="vgg16")

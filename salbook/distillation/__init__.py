@@ -2,19 +2,36 @@
 
 The teacher runs inside the loss: :class:`WithTeacher` wraps a loss ``loss(student_output,
 teacher_output, batch)`` into the ``loss_fn(output, batch)`` that :func:`salbook.train.fit`
-calls, running the frozen teacher (eval mode, no gradients) on the same batch. Hint losses on
-intermediate features and pseudo-label losses (FastSal, chapter 4; the gaze models of chapter 5)
-build on it.
+calls, running the frozen teacher (eval mode, no gradients) on the same batch. Where the teacher's
+output does not change during training (its saliency maps, FastSal's pseudo-labels), compute it
+once with :class:`TeacherTargets` instead: it adds the teacher's map to every sample of a dataset.
+
+Losses (:mod:`salbook.distillation.losses`, FastSal's, read from the official code):
+
+* :func:`hint_loss` — summed MSE between paired feature maps (FitNets' hints; FastSal's pretraining);
+* :func:`gt_and_teacher_bce` — the paper's eq. 2: BCE to the ground-truth map plus BCE to the
+  teacher's map (either term can be switched off: Table V's rows);
+* :func:`pseudo_label_loss` — the official three-loss form on a teacher density:
+  ``0.5·KL + 0.3·BCE + 0.2·(1 − cos)``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["WithTeacher", "hint_loss"]
+from .losses import (
+    TeacherTargets,
+    gt_and_teacher_bce,
+    hint_loss,
+    pseudo_label_loss,
+    teacher_maps,
+)
+
+__all__ = ["WithTeacher", "hint_loss", "gt_and_teacher_bce", "pseudo_label_loss", "TeacherTargets",
+           "teacher_maps"]
 
 
 class WithTeacher:
@@ -44,19 +61,3 @@ class WithTeacher:
 
     def __call__(self, output: Any, batch: Mapping[str, Any]) -> Any:
         return self.loss(output, self.teacher_output(batch), batch)
-
-
-def hint_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Summed mean squared error between paired feature maps (FitNets' hints; FastSal's pretraining).
-
-    Each pair must have the same shape (adapters bring the student's maps to the teacher's width
-    and resolution).
-    """
-    if len(student) != len(teacher) or not student:
-        raise ValueError(f"hint_loss needs as many student as teacher maps (≥ 1), got {len(student)} and {len(teacher)}")
-    total = student[0].new_zeros(())
-    for i, (s, t) in enumerate(zip(student, teacher)):
-        if s.shape != t.shape:
-            raise ValueError(f"hint {i}: student {tuple(s.shape)} and teacher {tuple(t.shape)} differ; add an adapter")
-        total = total + nn.functional.mse_loss(s, t.detach())
-    return total

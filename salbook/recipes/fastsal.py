@@ -1,0 +1,512 @@
+"""FastSal recipes (chapter 4): the book's teacher, hint pretraining, and the distilled students.
+
+Everything trained here goes through :func:`salbook.train.load_or_train` (cached, keyed on the
+config, the seed and the code run, this module and :mod:`salbook.distillation.losses` included).
+
+**The teacher** (:func:`teacher`, :class:`TeacherConfig`): ImageNet EfficientNet-Lite0 with a
+SalGAN-shaped decoder (:mod:`salbook.models.teacher`), trained on the labelled generated data with
+SalGAN's content loss, BCE between ``σ(logits)`` and the fixation map (max 1); Adam, the
+pretrained encoder at a tenth of the decoder's learning rate, cosine decay per step, a random half
+of each batch mirrored, the epoch with the lowest validation BCE kept. One teacher per profile,
+trained with seed 0 whatever a chapter's ``seed`` (it is a shared artefact: chapter 5 distils from
+the same one). :func:`teacher_density` turns its output into a density: ``σ(logits)`` normalised
+to sum 1 per image.
+
+**Hint pretraining** (:class:`HintConfig`, :func:`train_hints`): FastSal (C)'s encoder and adapters
+at native scale against the teacher's four activations, summed MSE (:func:`salbook.distillation.hint_loss`),
+on the images of the labelled training split (labels unused). Only the encoder carries over into
+a student (its decoder is built afresh, as the official code does).
+
+**Students** (:class:`StudentConfig`, :func:`train_student`):
+
+* ``mode="labelled"``: the paper's eq. 2 on the labelled split, ``BCE(σ(z), GT) + BCE(σ(z), teacher
+  map)`` with either term switchable (Table V's rows); the teacher maps are computed once;
+* ``mode="pseudo"``: pseudo-label distillation on the generated dataset's **unlabelled** pool, the
+  teacher's density as target with ``0.5·KL + 0.3·BCE + 0.2·(1 − cos)`` (the official three-loss form);
+* ``hint_weight > 0`` adds the hint loss to the training loss (Table IV's SalGAN-shaped students,
+  trained in one stage).
+
+Optimiser (official ``get_optimizer``): SGD, momentum 0.9, four parameter groups — encoder weights
+lr × 0.5 and weight decay 5·10⁻⁴, encoder biases (batch-norm β) lr × 1 wd 0, decoder weights lr × 1
+wd 5·10⁻⁴, decoder biases lr × 2 wd 0 — and the official "reload the best checkpoint, divide the lr
+by 10" at epochs 15, 30, 60 of 100, scaled to the run's epochs (:func:`scaled_milestones`). Model
+selection and the reload use the validation BCE to the ground truth (the official validation loss).
+
+Named student configs for other chapters (``salbook predict --model fastsal_a``):
+:func:`student_config` and :func:`trained_student`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import models
+from ..data import SplitSpec
+from ._config import RecipeConfig
+
+__all__ = [
+    "RECIPE_VERSION",
+    "TEACHER_DATA",
+    "STUDENT_DATA",
+    "SHIFTED_SCENES",
+    "TeacherConfig",
+    "HintConfig",
+    "StudentConfig",
+    "teacher_config",
+    "teacher_loss",
+    "train_teacher",
+    "teacher",
+    "teacher_density",
+    "train_hints",
+    "scaled_milestones",
+    "official_param_groups",
+    "train_student",
+    "student_config",
+    "trained_student",
+    "shifted_test_set",
+    "unlabelled_set",
+    "mobilenet_v2_features",
+    "speed_table",
+]
+
+RECIPE_VERSION = 1
+_PROFILES = ("smoke", "book", "paper")
+
+#: The students' labelled data per profile: a **small** labelled set (the first images of the same
+#: training split the teacher saw), so that what the teacher adds can show.
+STUDENT_DATA: dict[str, SplitSpec] = {
+    "smoke": SplitSpec(n_train=8, n_val=4, n_test=8, input_size=(32, 64), map_size=None, eval_size=(32, 64)),
+    "book": SplitSpec(n_train=160, n_val=64, n_test=250, input_size=(96, 128), map_size=None, eval_size=(192, 256)),
+    "paper": SplitSpec(n_train=None, n_val=1000, n_test=None, input_size=(192, 256), map_size=None,
+                       eval_size=(192, 256)),
+}
+
+#: The held-out generated split "with a different scene mix" (the analogue of the paper's second
+#: dataset, MIT1003 after SALICON): more faces, text and persons, more of them at high contrast,
+#: objects placed less centrally, and a weaker background; drawn with data seed 1 (see
+#: :func:`shifted_test_set`).
+SHIFTED_SCENES: dict[str, Any] = dict(
+    category_probs=(0.25, 0.2, 0.15) + (0.4 / 9,) * 9,
+    p_low_contrast_semantic=0.35,
+    p_low_contrast=0.5,
+    position_sigma=(0.22, 0.26),
+    background_weight=0.15,
+)
+
+
+def _check_positive(cfg: Any, *names: str) -> None:
+    for name in names:
+        if int(getattr(cfg, name)) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0:
+        raise ValueError(f"lr must be positive, got {cfg.lr}")
+    if not isinstance(cfg.data, SplitSpec):
+        raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(cfg.data).__name__}")
+    for size in (cfg.data.input_size,):
+        if size[0] % 32 or size[1] % 32:
+            raise ValueError(f"FastSal and the teacher need input sizes that are multiples of 32, got {size}")
+
+
+# --------------------------------------------------------------------------------------------
+# the teacher lives in its own module (so that editing this one does not invalidate its cache)
+
+from .fastsal_teacher import (  # noqa: E402
+    TEACHER_DATA,
+    TeacherConfig,
+    teacher,
+    teacher_config,
+    teacher_density,
+    teacher_loss,
+    train_teacher,
+)
+from .fastsal_teacher import _density_map  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# hint pretraining
+
+
+@dataclass(frozen=True)
+class HintConfig(RecipeConfig):
+    """Hint pretraining of FastSal (C)'s encoder (hashed into the cache key of the students that use it).
+
+    Attributes:
+        data: the images (the labelled split's training images; their labels are not used).
+        teacher_profile: which :func:`teacher`.
+        epochs, batch_size: as usual.
+        lr: SGD's base learning rate (official 0.01), official groups and reload-and-decay steps.
+        init: the adapters' initialisation (``"official"`` N(0, 0.01²) or ``"he"``).
+        decay_at: the reload-and-÷10 steps as fractions of the run (see :class:`StudentConfig`).
+    """
+
+    RECIPE = f"fastsal.hint/{RECIPE_VERSION}"
+
+    data: SplitSpec = field(default_factory=lambda: STUDENT_DATA["book"])
+    teacher_profile: str = "book"
+    epochs: int = 3
+    batch_size: int = 8
+    lr: float = 0.01
+    init: str = "official"
+    decay_at: tuple[float, ...] = (0.15, 0.30, 0.60)
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "epochs", "batch_size")
+
+
+class _HintsOf(nn.Module):
+    """``forward`` = the wrapped model's ``hints`` (so :class:`~salbook.distillation.WithTeacher` runs them)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.net.hints(x)
+
+
+def scaled_milestones(epochs: int, fractions: tuple[float, ...] = (0.15, 0.30, 0.60)) -> list[int]:
+    """The official reload-and-decay epochs (15, 30, 60 of 100) scaled to ``epochs``; only those before the end."""
+    return sorted({max(1, round(f * epochs)) for f in fractions if max(1, round(f * epochs)) < epochs})
+
+
+def official_param_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """FastSal's four SGD groups: encoder weights (lr × 0.5, wd 5e-4), encoder biases (lr × 1, wd 0),
+    decoder weights (lr × 1, wd 5e-4), decoder biases (lr × 2, wd 0). Biases are parameters named
+    ``*bias`` (batch-norm β included; γ counts as a weight, as in the official code)."""
+    from ..train import ParamGroup, param_groups
+
+    def enc(name: str) -> bool:
+        return name.startswith("encoder.")
+
+    rules = [ParamGroup("encoder weights", lambda n, _p: enc(n) and not n.endswith("bias"), 0.5, 5e-4),
+             ParamGroup("encoder biases", lambda n, _p: enc(n) and n.endswith("bias"), 1.0, 0.0),
+             ParamGroup("decoder weights", lambda n, _p: not n.endswith("bias"), 1.0, 5e-4)]
+    return param_groups(model, rules, rest=ParamGroup("decoder biases", lambda _n, _p: True, 2.0, 0.0))
+
+
+def _sgd_kwargs(lr: float, epochs: int, fractions: tuple[float, ...] = (0.15, 0.30, 0.60)) -> dict[str, Any]:
+    from ..train import ReloadBestAndDecay, sgd
+
+    return dict(optimizer=sgd(lr, momentum=0.9), param_groups=official_param_groups,
+                callbacks=[ReloadBestAndDecay(scaled_milestones(epochs, tuple(fractions)))])
+
+
+def train_hints(cfg: HintConfig, seed: int = 0, device: str | torch.device = "auto", cache: str | None = None,
+                log: Callable[[str], None] | None = print, teacher_model: nn.Module | None = None):
+    """Hint-pretrain FastSal (C) (or load it from the cache): a :class:`salbook.train.TrainResult`.
+
+    The model's ``hints`` (adapters at native scale) are matched to the teacher's
+    ``forward_with_hints`` activations by :func:`salbook.distillation.hint_loss`; the merger is
+    not trained. Validation: the hint loss on the validation images.
+    """
+    from ..data import hflip_batch, load_split
+    from ..distillation import WithTeacher, hint_loss
+    from ..train import load_or_train
+
+    def train_kwargs() -> dict[str, Any]:
+        t = teacher_model if teacher_model is not None else teacher(cfg.teacher_profile, device=device, log=log,
+                                                                    cache=cache)
+        loss = WithTeacher(_HintsOf(t), lambda s, th, _b: hint_loss(s, th))
+        return dict(loss_fn=loss, train_data=load_split(cfg.data, "train"), val_data=load_split(cfg.data, "val"),
+                    forward=lambda model, batch: model.hints(batch["image"]), epochs=cfg.epochs,
+                    batch_size=cfg.batch_size, augment=hflip_batch, **_sgd_kwargs(cfg.lr, cfg.epochs, cfg.decay_at))
+
+    return load_or_train(cfg.as_dict(), lambda: models.create("fastsal_c", init=cfg.init), train_kwargs, seed=seed,
+                         cache=cache, device=device, log=log, code=[__name__, "salbook.distillation.losses"])
+
+
+# --------------------------------------------------------------------------------------------
+# students
+
+
+@dataclass(frozen=True)
+class StudentConfig(RecipeConfig):
+    """Every setting of a distilled student (hashed into the model cache key).
+
+    Attributes:
+        model: ``"fastsal_c"``, ``"fastsal_a"`` or ``"salgan_shaped"`` (Table IV).
+        model_kwargs: builder arguments (``init``; for ``salgan_shaped`` ``backbone`` and ``weights``).
+        data: the labelled splits (:data:`STUDENT_DATA`).
+        teacher_profile: which :func:`teacher`.
+        mode: ``"labelled"`` (eq. 2) or ``"pseudo"`` (the unlabelled pool, three-loss form).
+        use_gt, use_teacher: eq. 2's two terms (``mode="labelled"``).
+        n_unlabelled: images of the unlabelled pool (``mode="pseudo"``).
+        pretrain: a :class:`HintConfig` whose hint-pretrained encoder the student starts from
+            (``None``: the encoder's own init).
+        hint_weight: weight of a hint loss added to the training loss (``salgan_shaped`` only).
+        epochs, batch_size, lr: SGD with the official groups and reload-and-decay steps.
+        decay_at: when the reload-and-÷10 steps happen, as fractions of the run (official: epochs 15,
+            30, 60 of 100; a run of a few epochs needs them later, or it trains one epoch at full rate).
+        flip: mirror a random half of each batch.
+        channels_last: train in channels-last memory format (same arithmetic, faster on CPU).
+    """
+
+    RECIPE = f"fastsal.student/{RECIPE_VERSION}"
+
+    model: str = "fastsal_c"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data: SplitSpec = field(default_factory=lambda: STUDENT_DATA["book"])
+    teacher_profile: str = "book"
+    mode: Literal["labelled", "pseudo"] = "labelled"
+    use_gt: bool = True
+    use_teacher: bool = True
+    n_unlabelled: int = 0
+    pretrain: HintConfig | None = None
+    hint_weight: float = 0.0
+    epochs: int = 4
+    batch_size: int = 8
+    lr: float = 0.01
+    decay_at: tuple[float, ...] = (0.15, 0.30, 0.60)
+    flip: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "epochs", "batch_size")
+        if not all(0 < f < 1 for f in self.decay_at):
+            raise ValueError(f"decay_at holds fractions of the run in (0, 1), got {self.decay_at}")
+        if self.model not in ("fastsal_c", "fastsal_a", "salgan_shaped"):
+            raise ValueError(f"model must be 'fastsal_c', 'fastsal_a' or 'salgan_shaped', got {self.model!r}")
+        if self.mode not in ("labelled", "pseudo"):
+            raise ValueError(f"mode must be 'labelled' or 'pseudo', got {self.mode!r}")
+        if self.mode == "labelled" and not (self.use_gt or self.use_teacher):
+            raise ValueError("a labelled student needs use_gt or use_teacher (or both)")
+        if self.mode == "pseudo" and self.n_unlabelled < 1:
+            raise ValueError("mode='pseudo' needs n_unlabelled >= 1 images of the unlabelled pool")
+        if self.hint_weight and self.model != "salgan_shaped":
+            raise ValueError("hint_weight applies to 'salgan_shaped' students (FastSal uses hint pretraining: pretrain=)")
+        if self.pretrain is not None and self.model == "salgan_shaped":
+            raise ValueError("pretrain= carries FastSal's MobileNetV2 encoder; it does not apply to 'salgan_shaped'")
+
+
+def unlabelled_set(data: SplitSpec, n: int) -> Any:
+    """``n`` images of the generated unlabelled pool at ``data.input_size`` (seed ``data.data_seed``)."""
+    from ..data import load
+
+    if data.dataset != "synthetic":
+        raise ValueError("the unlabelled pool is the generated dataset's; with real data pass dataset='synthetic' "
+                         "or give the pool as train_data")
+    return load("synthetic", "unlabelled", size=data.input_size, n=int(n), seed=data.data_seed)
+
+
+def shifted_test_set(data: SplitSpec, n: int | None = None, data_seed: int = 1) -> Any:
+    """The held-out generated test split with a different scene mix (:data:`SHIFTED_SCENES`).
+
+    ``n`` images (default ``data.n_test``) at ``data.input_size``, ground truth at ``data.eval_size``,
+    drawn with ``data_seed`` (1: different scenes from every split the models saw).
+    """
+    from ..data import load
+
+    kwargs: dict[str, Any] = dict(size=data.input_size, n=int(n if n is not None else data.n_test or 250),
+                                  seed=data_seed, **SHIFTED_SCENES)
+    if data.eval_size is not None:
+        kwargs["target_size"] = data.eval_size
+    return load("synthetic", "test", **kwargs)
+
+
+def _gt_bce_metric(model: nn.Module, loader: Any, _device: torch.device) -> float:
+    """Mean BCE to the ground-truth map over a validation loader (the official validation loss)."""
+    total, seen = 0.0, 0
+    for batch in loader:
+        logits = model(batch["image"])
+        target = batch["fixation_map"].unsqueeze(1).float().clamp(0, 1)
+        total += float(F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+                       .flatten(1).mean(1).sum())
+        seen += logits.shape[0]
+    return total / max(seen, 1)
+
+
+def _build_student(cfg: StudentConfig, seed: int, device: Any, log: Any, cache: Any,
+                   teacher_model: nn.Module | None) -> nn.Module:
+    from ..utils import seed_everything
+
+    net = models.create(cfg.model, **cfg.model_kwargs)
+    if cfg.pretrain is not None:
+        pre = train_hints(cfg.pretrain, seed=seed, device=device, cache=cache, log=log, teacher_model=teacher_model)
+        net.encoder.load_state_dict(pre.model.encoder.state_dict())
+        seed_everything(seed)
+        net.reset_decoder()  # the official fine-tuning builds its decoder afresh
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
+
+
+def train_student(cfg: StudentConfig, seed: int = 0, device: str | torch.device = "auto", cache: str | None = None,
+                  log: Callable[[str], None] | None = print, teacher_model: nn.Module | None = None):
+    """Train the student ``cfg`` with ``seed`` (or load it from the cache): a :class:`salbook.train.TrainResult`.
+
+    ``teacher_model`` (optional) is the already loaded :func:`teacher` of ``cfg.teacher_profile``, to
+    avoid loading it again; it must be that teacher (the cache key names the profile, not the weights).
+    """
+    from ..data import hflip_batch, load_split
+    from ..distillation import TeacherTargets, WithTeacher, gt_and_teacher_bce, hint_loss, pseudo_label_loss, teacher_maps
+    from ..train import load_or_train
+
+    def get_teacher() -> nn.Module:
+        return teacher_model if teacher_model is not None else teacher(cfg.teacher_profile, device=device, log=log,
+                                                                       cache=cache)
+
+    def train_kwargs() -> dict[str, Any]:
+        t = get_teacher()
+        dev = next(iter(t.parameters())).device
+        va = load_split(cfg.data, "val")
+        if cfg.mode == "pseudo":
+            pool = unlabelled_set(cfg.data, cfg.n_unlabelled)
+            tr = TeacherTargets(pool, teacher_maps(t, pool, device=dev, to_map=_density_map), key="teacher_density")
+
+            def loss(out: torch.Tensor, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+                if "teacher_density" not in batch:  # validation batches (labelled): GT BCE
+                    return gt_and_teacher_bce(out, batch, use_teacher=False)
+                return pseudo_label_loss(out, batch["teacher_density"])
+
+            return dict(loss_fn=loss, train_data=tr, val_data=va, val_metric=_gt_bce_metric,
+                        **_common(cfg))
+        tr = load_split(cfg.data, "train")
+        if cfg.use_teacher:
+            tr = TeacherTargets(tr, teacher_maps(t, tr, device=dev))
+
+        def loss(out: torch.Tensor, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+            if cfg.use_teacher and "teacher_map" not in batch:  # validation batches: the official validation loss (GT only)
+                return gt_and_teacher_bce(out, batch, use_teacher=False)
+            return gt_and_teacher_bce(out, batch, use_gt=cfg.use_gt, use_teacher=cfg.use_teacher)
+
+        if cfg.hint_weight:
+            hints = WithTeacher(_HintsOf(t), lambda s, th, _b: hint_loss(s, th))
+
+            def forward(model: nn.Module, batch: Mapping[str, Any]) -> Any:
+                return model.forward_with_hints(batch["image"])
+
+            def loss_with_hints(out: Any, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+                logits, student_hints = out
+                terms = loss(logits, batch)
+                if torch.is_grad_enabled():  # training steps only (validation runs under no_grad)
+                    terms["hint"] = cfg.hint_weight * hints.loss(student_hints, hints.teacher_output(batch), batch)
+                return terms
+
+            def metric(model: nn.Module, loader: Any, device: torch.device) -> float:
+                return _gt_bce_metric(_LogitsOf(model), loader, device)
+
+            return dict(loss_fn=loss_with_hints, forward=forward, train_data=tr, val_data=va, val_metric=metric,
+                        **_common(cfg))
+        return dict(loss_fn=loss, train_data=tr, val_data=va, val_metric=_gt_bce_metric, **_common(cfg))
+
+    return load_or_train(cfg.as_dict(), lambda: _build_student(cfg, seed, device, log, cache, teacher_model), train_kwargs, seed=seed,
+                         cache=cache, device=device, log=log, code=[__name__, "salbook.distillation.losses"])
+
+
+class _LogitsOf(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _common(cfg: StudentConfig) -> dict[str, Any]:
+    from ..data import hflip_batch
+
+    return dict(epochs=cfg.epochs, batch_size=cfg.batch_size, augment=hflip_batch if cfg.flip else None,
+                **_sgd_kwargs(cfg.lr, cfg.epochs, cfg.decay_at))
+
+
+# --------------------------------------------------------------------------------------------
+# named students for other chapters
+
+
+def student_config(name: str, profile: str = "book") -> StudentConfig:
+    """A named student of chapter 4 for ``profile``: ``"fastsal_c"`` / ``"fastsal_a"`` (hint-pretrained
+    encoder, eq. 2 with ground truth and teacher maps: Table V's last row) or ``"fastsal_c_pseudo"`` /
+    ``"fastsal_a_pseudo"`` (pseudo-label distillation on the unlabelled pool from the hint-pretrained
+    encoder)."""
+    if profile not in _PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(_PROFILES)}")
+    s = _SCHEDULE[profile]
+    data = STUDENT_DATA[profile]
+    hint = HintConfig(data=data, teacher_profile=profile, epochs=s["hint_epochs"], batch_size=s["batch"], lr=s["lr"],
+                      init=s["init"], decay_at=s["decay_at"])
+    base = StudentConfig(data=data, teacher_profile=profile, pretrain=hint, epochs=s["epochs"], batch_size=s["batch"],
+                         lr=s["lr"], decay_at=s["decay_at"], model_kwargs=dict(init=s["init"]))
+    named = {
+        "fastsal_c": base,
+        "fastsal_a": base.replace(model="fastsal_a"),
+        "fastsal_c_pseudo": base.replace(mode="pseudo", n_unlabelled=s["n_unlabelled"], epochs=s["pseudo_epochs"]),
+        "fastsal_a_pseudo": base.replace(model="fastsal_a", mode="pseudo", n_unlabelled=s["n_unlabelled"],
+                                         epochs=s["pseudo_epochs"]),
+    }
+    if name not in named:
+        raise KeyError(f"unknown FastSal student {name!r}; named students: {', '.join(named)}")
+    return named[name]
+
+
+#: Schedules of the named students per profile (epochs, batch, SGD lr, when the reload-and-÷10 steps
+#: happen, the adapters' init, unlabelled pool). The ``paper`` profile is the official recipe; the
+#: short CPU runs use a higher rate and decay late (at the official 15 % / 30 % / 60 % of a 3-epoch
+#: run the rate drops after the first epoch and the output stays nearly constant: measured test CC
+#: 0.01 against 0.39 with decays at 60 % / 80 %, FastSal (A), 160 images, book profile).
+_SCHEDULE: dict[str, dict[str, Any]] = {
+    "smoke": dict(hint_epochs=1, epochs=1, pseudo_epochs=1, batch=8, lr=0.05, decay_at=(0.6, 0.8), init="official",
+                  n_unlabelled=8),
+    "book": dict(hint_epochs=3, epochs=5, pseudo_epochs=2, batch=8, lr=0.05, decay_at=(0.6, 0.8), init="official",
+                 n_unlabelled=480),
+    "paper": dict(hint_epochs=100, epochs=100, pseudo_epochs=100, batch=30, lr=0.01, decay_at=(0.15, 0.30, 0.60),
+                  init="official", n_unlabelled=20000),
+}
+
+
+def trained_student(name: str, profile: str = "book", *, seed: int = 0, device: str | torch.device = "auto",
+                    log: Callable[[str], None] | None = print) -> nn.Module:
+    """The trained (cached) named student :func:`student_config` ``(name, profile)`` in eval mode.
+
+    Post-process its logits with :func:`salbook.models.fastsal.fastsal_postprocess`.
+    """
+    return train_student(student_config(name, profile), seed=seed, device=device, log=log).model.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# speed
+
+
+def mobilenet_v2_features() -> nn.Module:
+    """torchvision's MobileNetV2 ``features`` alone (random weights; timing does not depend on them):
+    the floor under FastSal's latency, since both models run it whole."""
+    import torchvision
+
+    return torchvision.models.mobilenet_v2(weights=None).features
+
+
+def speed_table(nets: Mapping[str, nn.Module], input_size: tuple[int, int] = (192, 256),
+                threads: tuple[int, ...] = (1, 2), paths: tuple[str, ...] | None = None, *, runs: int = 20,
+                warmup: int = 3) -> "pandas.DataFrame":  # noqa: F821
+    """CPU latency of each model through each inference path, with its work per second.
+
+    Every model is timed by :func:`salbook.inference.inference_paths` (batch 1, ``input_size``,
+    ``warmup`` untimed then ``runs`` timed passes per thread count; median and IQR). Added columns:
+    ``model``, ``gmacs`` (:func:`salbook.cost.flops` at ``input_size``), ``fps`` (1000 / median ms),
+    ``ms_per_gmac`` and ``gflops_per_s`` (2 × MACs / median time: the convolution work it sustains).
+
+    Returns:
+        One row per (model, path, threads).
+    """
+    import pandas as pd
+
+    from ..cost import flops
+    from ..inference import INFERENCE_PATHS, inference_paths
+
+    rows = []
+    for name, net in nets.items():
+        net = net.cpu().eval()
+        macs = flops(net, input_size).macs
+        x = torch.rand(1, 3, *input_size)
+        table = inference_paths(net, x, threads=threads, paths=paths or INFERENCE_PATHS, warmup=warmup, runs=runs)
+        table.insert(0, "model", name)
+        table["gmacs"] = macs / 1e9
+        table["fps"] = 1e3 / table["median_ms"]
+        table["ms_per_gmac"] = table["median_ms"] / (macs / 1e9)
+        table["gflops_per_s"] = 2 * macs / 1e9 / (table["median_ms"] / 1e3)
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True)
