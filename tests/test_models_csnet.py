@@ -372,3 +372,44 @@ def test_counter_truncation_reproduces_the_official_script(builder, printed):
 def test_counter_truncation_moves_channels_only_where_floats_fall_short():
     assert C._counter_widths([10, 10]) == [10, 10]
     assert C._counter_widths([26, 53, 53]) == [26, 52, 53]
+
+
+# --- BN statistics of a fresh network, fused inference -----------------------------------------
+
+
+def test_fresh_network_overflows_in_eval_mode_until_bn_statistics_are_set():
+    torch.manual_seed(0)
+    net = C.csnet_x1().eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.isfinite(net(x)).all()  # the ×100 with untrained running statistics
+    C.init_bn_statistics(net, x)
+    assert not net.training
+    with torch.no_grad():
+        assert torch.isfinite(net(x)).all()
+    assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("spec", [C.default_width_spec(1.0), C.released_width_spec("x2"),
+                                  C.default_width_spec(0.5, "3/1"), C.default_width_spec(0.5, (1, 1, 1))],
+                         ids=["x1", "L-x2", "3/1", "three-scales"])
+def test_fuse_for_inference_gives_the_same_outputs(spec):
+    torch.manual_seed(0)
+    net = C.CSNet(**spec)
+    x = torch.rand(2, 3, 64, 64)
+    C.init_bn_statistics(net, torch.rand(4, 3, 64, 64))
+    with torch.no_grad():
+        for m in net.modules():  # non-trivial BN parameters
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        y = net(x)
+        fused = C.fuse_for_inference(net)
+        z = fused(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert torch.allclose(y, z, atol=1e-3 * float(y.abs().max())), float((y - z).abs().max())
+    # fewer convolution calls: one per resolution level in each multi-scale unit
+    unit = fused.stage1[0].conv1x1
+    assert len(unit.levels) == len(unit.out_channels) and count_params(fused) < count_params(net)
+    with pytest.raises(TypeError, match="CSNet"):
+        C.fuse_for_inference(nn.Conv2d(1, 1, 1))

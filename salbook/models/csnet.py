@@ -77,6 +77,17 @@ paper's CSNet rows: 0.91, 0.78, 0.61, 0.47, 0.35 G).
 
 Builders (registered in :mod:`salbook.models`): ``csnet`` (any ``width``, ``split``),
 ``csnet_x1``, ``csnet_x2``, ``csnet_l_x1``, ``csnet_l_x2``.
+
+Inference helpers
+-----------------
+:func:`init_bn_statistics` gives a freshly built network finite eval-mode outputs (its untrained
+running statistics cannot undo the ×100 and the logits overflow to inf/NaN otherwise).
+:func:`fuse_for_inference` returns a copy with BN and the ×100 folded into the weights and each
+gOctConv's branch convolutions merged into one convolution per resolution level
+(:class:`FusedCBR`), equal to the source in eval mode up to float rounding (tested).
+:class:`PlainConvNet` / :func:`plain_convnet_matching` build a plain 3 × 3 convolution network
+with a given number of MACs, the run-time-per-FLOP reference of chapter 6. Training, sparsity
+and pruning live in :mod:`salbook.pruning.slimming` and :mod:`salbook.recipes.csnet`.
 """
 
 from __future__ import annotations
@@ -117,6 +128,13 @@ __all__ = [
     "csnet_x2",
     "csnet_l_x1",
     "csnet_l_x2",
+    "init_bn_statistics",
+    "fuse_for_inference",
+    "FusedCBR",
+    "FusedDepthwiseBR",
+    "FusedMSBlock",
+    "PlainConvNet",
+    "plain_convnet_matching",
 ]
 
 #: Base width of CSNet ×1 (channels of the stem and of stage 1); ×k uses ``round(20 k)``.
@@ -863,3 +881,257 @@ def csnet_l_x1(**kwargs: Any) -> CSNet:
 def csnet_l_x2(**kwargs: Any) -> CSNet:
     """CSNet-L ×2, the released learned widths: 140,894 parameters (weights are fresh)."""
     return CSNet(**{**released_width_spec("x2"), **kwargs})
+
+
+# --------------------------------------------------------------------------------------------
+# BatchNorm statistics of a fresh network, and the fused inference forward
+
+
+@torch.no_grad()
+def init_bn_statistics(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Give a freshly built CSNet finite eval-mode outputs: one train-mode forward of ``x``
+    (``N × 3 × H × W``, e.g. random images) sets every BN's running statistics to that batch's
+    (cumulative average, momentum ``None``); no parameter changes. Returns ``model`` in eval mode.
+
+    Why: with untrained running statistics (mean 0, variance 1) nothing undoes the ×100 of the
+    depthwise convolutions and the logits overflow to inf/NaN in eval mode (see :class:`CSNet`).
+    Timing or exporting such a network measures arithmetic on inf/NaN; call this first.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        model(x.to(next(model.parameters()).device))
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+        model.eval()
+    return model
+
+
+def _fold(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BN as ``y = a · x + b`` per channel."""
+    a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return a, bn.bias - bn.running_mean * a
+
+
+def _prelu_copy(p: nn.PReLU) -> nn.PReLU:
+    q = nn.PReLU(p.weight.numel())
+    q.weight.data.copy_(p.weight.data)
+    return q
+
+
+class FusedCBR(nn.Module):
+    """Inference form of a :class:`GOctaveCBR`: BN (and the ×100) folded into the weights, and
+    **one convolution per resolution level** instead of one per (input, output) scale pair.
+
+    At level ``L`` the inputs living there — scale ``L`` itself and the max-pooled higher
+    resolution scales ``i < L`` — are concatenated and convolved once, with a block weight whose
+    rows are output scale ``L`` (from every such input) and the output scales ``j < L`` (from scale
+    ``L`` only; zeros elsewhere). Output ``j`` = its rows at level ``j`` + the bilinear up-sampling
+    of its rows at every level ``L > j`` + the folded bias, then PReLU. Equal to the source in eval
+    mode up to float rounding (tested). Built by :func:`fuse_for_inference`.
+    """
+
+    def __init__(self, src: GOctaveCBR) -> None:
+        super().__init__()
+        self.out_channels = list(src.out_channels)
+        self.in_channels = list(src.in_channels)
+        conv = src.conv
+        self.std_conv = src.std_conv
+        n_out = len(self.out_channels)
+        a = torch.zeros(sum(self.out_channels))
+        b = torch.zeros(sum(self.out_channels))
+        off = 0
+        for bn, c in zip(src.bns, self.out_channels):
+            if c:
+                a[off:off + c], b[off:off + c] = _fold(bn)
+            off += c
+        w = (conv.effective_weight if isinstance(conv, Conv2dX100) else conv.weight).detach() * a.view(-1, 1, 1, 1)
+        self.prelus = nn.ModuleList([_prelu_copy(p) if p is not None else None for p in src.prelus])
+        if self.std_conv:
+            self.stride, self.padding = conv.stride[0], conv.padding[0]
+            self.register_buffer("w0", w.clone())
+            self.register_buffer("b0", b.clone())
+            self.levels: list[dict[str, Any]] = []
+            return
+        self.stride, self.padding = conv.stride, conv.padding
+        rows, cols = GOctConv._offsets(self.out_channels), GOctConv._offsets(self.in_channels)
+        self.levels = []
+        n_in = len(self.in_channels)
+        for level in range(max(n_in, n_out)):
+            ins = [i for i in range(min(level + 1, n_in)) if self.in_channels[i]
+                   and (i == level or (level < n_out and self.out_channels[level]))]
+            outs = []  # (out scale j, rows in the level conv)
+            blocks = []
+            for j in range(min(level + 1, n_out)):
+                if not self.out_channels[j]:
+                    continue
+                srcs = ins if j == level else [i for i in ins if i == level]
+                if not srcs:
+                    continue
+                block = torch.zeros(self.out_channels[j], sum(self.in_channels[i] for i in ins), *w.shape[2:])
+                c0 = 0
+                for i in ins:
+                    if i in srcs:
+                        block[:, c0:c0 + self.in_channels[i]] = w[rows[j]:rows[j + 1], cols[i]:cols[i + 1]]
+                    c0 += self.in_channels[i]
+                outs.append(j)
+                blocks.append(block)
+            if not outs:
+                continue
+            weight = torch.cat(blocks)
+            splits = [self.out_channels[j] for j in outs]
+            self.register_buffer(f"w_level{level}", weight)
+            self.levels.append({"level": level, "ins": ins, "outs": outs, "splits": splits})
+        for j, c in enumerate(self.out_channels):
+            self.register_buffer(f"b{j}", b[rows[j]:rows[j + 1]].clone())
+
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor | None]) -> Scales:
+        xs = _as_scales(x)
+        if self.std_conv:
+            y = F.conv2d(xs[0], self.w0, self.b0, self.stride, self.padding)
+            return [self.prelus[0](y)]
+        if self.stride == 2:
+            xs = [None if xi is None else F.avg_pool2d(xi, 2, stride=2) for xi in xs]
+        outs: Scales = [None] * len(self.out_channels)
+        parts: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for spec in self.levels:
+            level = spec["level"]
+            inp = [xs[i] if i == level else F.max_pool2d(xs[i], 2 ** (level - i), stride=2 ** (level - i))
+                   for i in spec["ins"]]
+            inp_t = inp[0] if len(inp) == 1 else torch.cat(inp, dim=1)
+            y = F.conv2d(inp_t, getattr(self, f"w_level{level}"), None, 1, self.padding)
+            for j, yj in zip(spec["outs"], torch.split(y, spec["splits"], dim=1)):
+                parts.setdefault(j, []).append((level, yj))
+        for j, items in parts.items():
+            total = None
+            for level, yj in sorted(items, key=lambda t: t[0]):
+                if level > j:
+                    yj = F.interpolate(yj, scale_factor=float(2 ** (level - j)), mode="bilinear", align_corners=False)
+                total = yj if total is None else total + yj
+            total = total + getattr(self, f"b{j}").view(1, -1, 1, 1)
+            outs[j] = self.prelus[j](total)
+        return outs
+
+
+class FusedDepthwiseBR(nn.Module):
+    """Inference form of a :class:`SimplifiedGOctConvBR`: per scale one biased depthwise 3 × 3
+    convolution (×100 and BN folded) + PReLU."""
+
+    def __init__(self, src: SimplifiedGOctConvBR) -> None:
+        super().__init__()
+        self.channels = list(src.channels)
+        self.convs = nn.ModuleList()
+        for conv, bn in zip(src.convs, src.bns):
+            if conv is None:
+                self.convs.append(None)
+                continue
+            a, b = _fold(bn)
+            c = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, groups=conv.groups, bias=True)
+            c.weight.data.copy_(conv.effective_weight.detach() * a.view(-1, 1, 1, 1))
+            c.bias.data.copy_(b.detach())
+            self.convs.append(c)
+        self.prelus = nn.ModuleList([_prelu_copy(p) if p is not None else None for p in src.prelus])
+
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor | None]) -> Scales:
+        return [None if xi is None else p(c(xi)) for xi, c, p in zip(_as_scales(x), self.convs, self.prelus)]
+
+
+class FusedMSBlock(nn.Module):
+    """Inference form of an :class:`MSBlock`: the dilated convolutions with the ×100 and their
+    slice of the BN folded in (biased), concatenated, PReLU."""
+
+    def __init__(self, src: MSBlock) -> None:
+        super().__init__()
+        a, b = _fold(src.bn)
+        self.convs = nn.ModuleList()
+        off = 0
+        for conv in src.msconv:
+            if conv is None:
+                continue
+            c_out = conv.out_channels
+            c = nn.Conv2d(conv.in_channels, c_out, 3, padding=conv.padding, dilation=conv.dilation, bias=True)
+            c.weight.data.copy_(conv.effective_weight.detach() * a[off:off + c_out].view(-1, 1, 1, 1))
+            c.bias.data.copy_(b[off:off + c_out].detach())
+            self.convs.append(c)
+            off += c_out
+        self.prelu = _prelu_copy(src.prelu)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(torch.cat([c(x) for c in self.convs], dim=1))
+
+
+@torch.no_grad()
+def fuse_for_inference(model: CSNet) -> CSNet:
+    """A copy of ``model`` for eval-mode inference with every unit fused (:class:`FusedCBR`,
+    :class:`FusedDepthwiseBR`, :class:`FusedMSBlock`): BN and the ×100 folded into the weights,
+    the gOctConv branch convolutions merged into one per resolution level. Same outputs as the
+    eval-mode source up to float rounding; not trainable (the BN statistics are gone)."""
+    if not isinstance(model, CSNet):
+        raise TypeError(f"fuse_for_inference expects a CSNet, got {type(model).__name__}")
+    was = model.training
+    model.eval()
+    fused = copy.deepcopy(model).cpu()
+    model.train(was)
+    for stage in fused.extractor_stages():
+        for block in stage:
+            block.conv1x1 = FusedCBR(block.conv1x1)
+            block.conv3x3_1 = FusedDepthwiseBR(block.conv3x3_1)
+            block.conv3x3_2 = FusedDepthwiseBR(block.conv3x3_2)
+    head = fused.oct_fuse
+    head.fuse = FusedCBR(head.fuse)
+    head.ms.convs = nn.ModuleList([None if m is None else FusedMSBlock(m) for m in head.ms.convs])
+    head.fuse1x1 = FusedCBR(head.fuse1x1)
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    return fused.to(device).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# a plain-convolution reference of the same FLOPs (run-time per FLOP)
+
+
+class PlainConvNet(nn.Module):
+    """A plain VGG-style fully convolutional network (3 × 3 convolution + BN + ReLU, no depthwise,
+    no multi-scale branches) used as the run-time reference of :func:`plain_convnet_matching`:
+    stride-2 3 × 3 convolutions to ``width``, ``2 width``, ``4 width``, ``4 width`` channels at
+    1/2 … 1/16, ``depth`` more 3 × 3 convolutions per stage, a 1 × 1 classifier, bilinear resize.
+
+    Shape: ``N × 3 × H × W`` → ``N × 1 × H × W`` logits.
+    """
+
+    def __init__(self, width: int, depth: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for mult in (1, 2, 4, 4):
+            c = max(1, int(width) * mult)
+            for k in range(1 + int(depth)):
+                layers += [nn.Conv2d(c_in, c, 3, stride=2 if k == 0 else 1, padding=1, bias=False),
+                           nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                c_in = c
+        self.features = nn.Sequential(*layers)
+        self.cls_layer = nn.Conv2d(c_in, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.cls_layer(self.features(x)), size=x.shape[-2:], mode="bilinear",
+                             align_corners=False)
+
+
+def plain_convnet_matching(macs: int, input_size: Sequence[int] = (224, 224), depth: int = 1) -> PlainConvNet:
+    """The :class:`PlainConvNet` whose convolution MACs at ``input_size`` are closest to ``macs``
+    (``salbook.cost.flops(...).macs`` of the network to compare with)."""
+    from ..cost import flops
+
+    best, best_gap = None, None
+    for width in range(4, 257, 2):
+        net = PlainConvNet(width, depth)
+        gap = abs(flops(net, tuple(input_size)).macs - int(macs))
+        if best_gap is not None and gap > best_gap:
+            break
+        best, best_gap = net, gap
+    assert best is not None
+    return best
