@@ -4,6 +4,9 @@
     salbook build [--profile P] [--strict]
     salbook regress [--profile P] [--update]
     salbook spread [--profile P] --seeds 1 2
+    salbook models [--profile P]
+    salbook predict IMAGE_OR_FOLDER... --model NAME [--weights PATH] [--out DIR] [--format png|npy|overlay]
+                    [--device auto] [--batch N] [--profile P]
 
 ``run -p KEY VALUE`` sets a parameter the chapter declares in its ``parameters`` cell (anything else
 is an error that lists them); the profile is set with ``--profile`` only.
@@ -56,11 +59,78 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, nargs="+", required=True)
     s.add_argument("notebooks", nargs="*", type=Path)
     s.add_argument("--no-progress", action="store_true")
+
+    m = sub.add_parser("models", help="the book's trained models: cached or not, headline scores, cost, "
+                                      "and the command that trains each")
+    m.add_argument("--profile", choices=PROFILES, default="book", help="whose trained models (default: book)")
+
+    q = sub.add_parser("predict", help="saliency maps for your own images with one of the book's models")
+    q.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
+                   help="image files and/or folders (searched recursively)")
+    q.add_argument("--model", required=True, help="a name from `salbook models`")
+    q.add_argument("--weights", type=Path, default=None,
+                   help="a checkpoint to use instead of the cached trained model (final.pt or a state dict)")
+    q.add_argument("--out", type=Path, default=Path("saliency_maps"), help="output folder (default: saliency_maps)")
+    q.add_argument("--format", choices=("png", "npy", "overlay"), default="png",
+                   help="png: map scaled to 0-255; npy: density summing to 1; overlay: map over the image")
+    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    q.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    q.add_argument("--profile", choices=PROFILES, default="book",
+                   help="which profile's trained model (default: book)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _models(args: argparse.Namespace, root: Path) -> int:
+    import pandas as pd
+
+    from . import zoo
+
+    table = zoo.models_table(args.profile, root)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(table.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.3g}"))
+    missing = table[table.status != "trained"]
+    if len(missing):
+        print(f"\n{len(missing)} of {len(table)} not trained in the {args.profile!r} profile: run the command in "
+              "'trained by'.")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .utils import resolve_device
+
+    if args.batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    zoo.get(args.model)  # unknown names fail before anything is read
+    pairs = zoo.list_inputs(args.inputs, args.out, args.format)
+    device = resolve_device(args.device)
+    if args.weights is not None:
+        loaded = zoo.load_weights(args.model, args.weights, args.profile, device, root=args.root)
+    else:
+        loaded = zoo.load(args.model, args.profile, device, root=args.root)
+    report = zoo.predict_files(loaded, pairs, args.format, args.batch, progress=not args.no_progress)
+    print(f"{len(report.written)} maps written to {args.out} ({args.format}, model {args.model} from {loaded.source}) "
+          f"in {report.seconds:.1f} s ({report.images_per_s:.1f} images/s)")
+    for src, why in report.failed:
+        print(f"ERROR: {src}: {why}", file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.failed)} of {len(pairs)} images failed (listed above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        if args.command == "predict":
+            return _predict(args)
+    except KeyError as err:
+        print(f"\nERROR: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"\nERROR: {err}", file=sys.stderr)
+        return 2
     root = runner.find_root(args.root)
     try:
         if args.command == "run":
@@ -91,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             bad = [r for r in report.rows if r.status != "ok"]
             print(f"\n{len(report.rows) - len(bad)} ok, {len(bad)} failed against {path}")
             return 0 if report.ok else 1
+        elif args.command == "models":
+            return _models(args, root)
         elif args.command == "spread":
             nbs = [n.resolve() for n in args.notebooks] or None
             spread = runner.measure_spread(root, args.profile, args.seeds, nbs, progress=not args.no_progress)
