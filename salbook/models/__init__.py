@@ -115,3 +115,5 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], device: str | to
 
 # Model files register their builders on import (keep these imports at the bottom).
 from . import compact, csnet, fastsal, mlnet, pan  # noqa: E402,F401
+from . import gaze, lenet  # noqa: E402,F401  (chapter 5)
+from . import teacher  # noqa: E402,F401
