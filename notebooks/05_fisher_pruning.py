@@ -249,9 +249,9 @@ display(Markdown(
 
 # %% [markdown]
 # The cost penalty steers the choice toward conv2's expensive maps: at the same validation tolerance β > 0
-# reaches {glue:text}`lenet_cost_bpos:.1f} % of the FLOPs against {glue:text}`lenet_cost_b0:.1f} % for
-# β = 0 and {glue:text}`lenet_cost_auto:.1f} % for β* (the paper: 10 %, 26 % and 17 %). Han et al.'s
-# unstructured pruning reaches {glue:text}`lenet_cost_han:.1f} % counted in non-zero weights, a saving that
+# reaches {glue:text}`lenet_cost_bpos:.1f` % of the FLOPs against {glue:text}`lenet_cost_b0:.1f` % for
+# β = 0 and {glue:text}`lenet_cost_auto:.1f` % for β* (the paper: 10 %, 26 % and 17 %). Han et al.'s
+# unstructured pruning reaches {glue:text}`lenet_cost_han:.1f` % counted in non-zero weights, a saving that
 # needs sparse kernels; Fisher's savings are whole maps and show up in dense time.
 #
 # ## 5.3 The gaze models
