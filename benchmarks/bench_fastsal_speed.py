@@ -17,7 +17,8 @@ import pandas as pd
 
 from salbook import models
 from salbook.cost import matmul_peak_gflops
-from salbook.recipes.fastsal import mobilenet_v2_features, speed_table
+from salbook.inference import speed_table
+from salbook.recipes.fastsal import mobilenet_v2_features
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ import platform
 import pandas as pd
 import torch
 
-from salbook.cost import count_params, latency, onnx_latency
+from salbook.cost import count_params
+from salbook.inference import inference_paths
 from salbook.pruning.fisher import alive_counts, cost_model
 from salbook.recipes import fisher as R
 
@@ -35,9 +36,10 @@ def main() -> None:
         masked = R.gaze_model(name, args.profile, device="cpu", remove=False, log=None)
         net = R.gaze_model(name, args.profile, device="cpu", log=None)
         cm = cost_model(masked, torch.zeros(1, 3, *args.size))
+        timing = inference_paths(net, torch.rand(1, 3, *args.size), threads=(1,), paths=("eager", "onnxruntime"),
+                                 runs=args.runs).set_index("path")["median_ms"]
         rows.append(dict(model=name, relative_flops=cm.relative(alive_counts(masked)), params=count_params(net),
-                         eager_ms=latency(net, (3, *args.size), threads=1, runs=args.runs).median_ms,
-                         onnx_ms=onnx_latency(net, (3, *args.size), runs=args.runs).median_ms))
+                         eager_ms=float(timing["eager"]), onnx_ms=float(timing["onnxruntime"])))
     table = pd.DataFrame(rows).set_index("model")
     for col in ("eager_ms", "onnx_ms"):
         table[f"speed-up ({col[:-3]})"] = table.loc["unpruned", col] / table[col]

@@ -77,6 +77,7 @@ from salbook.cost import count_params, flops, matmul_peak_gflops
 from salbook.data import load_split
 from salbook.distillation import hint_loss
 from salbook.evaluation import evaluate, finished_maps, paired_difference
+from salbook.inference import speed_table
 from salbook.models.fastsal import fastsal_postprocess
 from salbook.recipes import fastsal as R
 
@@ -461,10 +462,10 @@ speed_nets = {"FastSal (A)": runs["A  P✓ T✓ G✓"].model, "FastSal (C)": run
 speed_nets = {k: v.to(memory_format=torch.contiguous_format) for k, v in speed_nets.items()}
 SPEED_SIZE = tuple(S["speed_size"])  # 192 × 256 (the smoke profile: smaller, and fewer paths)
 speed = pd.concat([
-    R.speed_table({"FastSal (A)": speed_nets["FastSal (A)"]}, SPEED_SIZE, threads=S["speed_threads"],
-                  paths=S["speed_paths_a"], runs=S["speed_runs"]),
-    R.speed_table({k: v for k, v in speed_nets.items() if k != "FastSal (A)"}, SPEED_SIZE, threads=S["speed_threads"],
-                  paths=S["speed_paths"], runs=S["speed_runs"])], ignore_index=True)
+    speed_table({"FastSal (A)": speed_nets["FastSal (A)"]}, SPEED_SIZE, threads=S["speed_threads"],
+                paths=S["speed_paths_a"], runs=S["speed_runs"]),
+    speed_table({k: v for k, v in speed_nets.items() if k != "FastSal (A)"}, SPEED_SIZE, threads=S["speed_threads"],
+                paths=S["speed_paths"], runs=S["speed_runs"])], ignore_index=True)
 peak = {t: matmul_peak_gflops(threads=t) for t in S["speed_threads"]}
 speed["% of matmul peak"] = [100 * g / peak[t]["gflops_median"] for g, t in zip(speed.gflops_per_s, speed.threads)]
 print(f"measured in {time.perf_counter() - t0:.0f} s")

@@ -76,9 +76,10 @@ from IPython.display import Markdown, display
 
 from salbook import models
 from salbook.baselines import CenterBias
-from salbook.cost import count_params, flops, latency, onnx_latency
+from salbook.cost import count_params, flops
 from salbook.data import load_split
 from salbook.evaluation import paired_difference
+from salbook.inference import inference_paths
 from salbook.pruning import masks_of
 from salbook.pruning.fisher import alive_counts, cost_model, prune_maps, prune_without_retraining, select, sparse_cost
 from salbook.pruning.removal import remove_pruned
@@ -436,9 +437,9 @@ for name, net in small_models.items():
     cm = cost_model(masked, ex)
     if name != "unpruned":
         ev[name] = R.evaluate_gaze(masked, test_set, DEVICE, EVAL_SEED, name)
-    with torch.no_grad():
-        lat_onnx = onnx_latency(net, (3, *eval_hw), runs=S["latency_runs"]).median_ms
-        lat_eager = latency(net, (3, *eval_hw), threads=1, runs=S["latency_runs"]).median_ms
+    timing = inference_paths(net, torch.rand(1, 3, *eval_hw), threads=(1,), paths=("eager", "onnxruntime"),
+                             runs=S["latency_runs"]).set_index("path")["median_ms"]
+    lat_eager, lat_onnx = float(timing["eager"]), float(timing["onnxruntime"])
     s = ev[name].summary
     rows2.append(dict(model=name, run="unpruned" if name == "unpruned" else run_of(name),
                       stage=0 if name == "unpruned" else int(name.rsplit("_s", 1)[1]),

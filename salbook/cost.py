@@ -631,61 +631,6 @@ def cost_table(
     return pd.DataFrame(rows).set_index("name")
 
 
-def onnx_latency(
-    model: nn.Module,
-    input_size: InputSize,
-    batch: int = 1,
-    warmup: int = 5,
-    runs: int = 30,
-    threads: int = 1,
-    opset: int = 17,
-) -> Latency:
-    """Latency of ``model`` exported to ONNX and run by ONNX Runtime on the CPU (ms per forward pass).
-
-    The deployment path of a pruned network: the export folds batch norm into the convolutions and
-    ONNX Runtime's per-operator overhead is far below eager PyTorch's at batch 1, so small pruned
-    networks are timed for their arithmetic rather than for Python dispatch. ``threads`` sets ONNX
-    Runtime's intra-op (and inter-op) threads; quantiles as in :func:`latency`.
-    """
-    import io
-
-    import onnxruntime as ort
-
-    if int(runs) < 1 or int(warmup) < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs!r}, warmup={warmup!r}")
-    shape = _input_shape(input_size, batch)
-    x = torch.rand(shape)
-    buf = io.BytesIO()
-    was = model.training
-    dev = _model_device(model)
-    import warnings
-
-    try:
-        model.cpu().eval()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer and constant-folding notices of the exporter
-            torch.onnx.export(model, x, buf, opset_version=opset, dynamo=False)
-    finally:
-        model.to(dev).train(was)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = int(threads)
-    session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    feed = {name: x.numpy()}
-    for _ in range(int(warmup)):
-        session.run(None, feed)
-    times = []
-    for _ in range(int(runs)):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1e3)
-    q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75]))
-    return Latency(median_ms=median, q1_ms=q1, q3_ms=q3, iqr_ms=q3 - q1, mean_ms=float(np.mean(times)),
-                   runs=int(runs), warmup=int(warmup), threads=int(threads), device="cpu (onnxruntime)",
-                   batch=int(batch), input_shape=shape)
-
-
 # --------------------------------------------------------------------------------------------
 # hardware reference: dense matmul peak
 

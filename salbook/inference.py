@@ -8,6 +8,8 @@
   PyTorch's.
 * :func:`inference_paths` — the latency of each of these ways of running the same network,
   measured with :mod:`salbook.cost`'s timing (median and IQR over repeated runs, threads pinned).
+* :func:`speed_table` — :func:`inference_paths` for several named models, with their MACs, the
+  time per MAC and the GFLOP/s they sustain (the run-time tables of chapters 4 to 7).
 
 Shapes: every model takes an ``N × C × H × W`` float image batch and returns a tensor (saliency
 models: ``N × 1 × h × w`` logits). ``example`` arguments are such a batch; its shape fixes the
@@ -25,7 +27,7 @@ import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ __all__ = [
     "OnnxRunner",
     "onnx_max_abs_diff",
     "inference_paths",
+    "speed_table",
     "INFERENCE_PATHS",
     "DEFAULT_OPSET",
 ]
@@ -533,3 +536,84 @@ def inference_paths(
                      for t, m in zip(df.threads, df.median_ms)]
     return df[["path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "speedup",
                "max_abs_diff"]]
+
+
+_SPEED_COLUMNS = ("model", "path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "speedup",
+                  "max_abs_diff", "gmacs", "fps", "ms_per_gmac", "gflops_per_s", "error")
+
+
+def speed_table(
+    nets: Mapping[str, nn.Module],
+    input_size: tuple[int, int] = (192, 256),
+    threads: Sequence[int] = (1, 2),
+    paths: Sequence[str] | None = None,
+    *,
+    runs: int = 20,
+    warmup: int = 3,
+    prepare: Callable[[nn.Module], nn.Module | None] | None = None,
+) -> "pandas.DataFrame":  # noqa: F821
+    """CPU latency (batch 1) of each named model through each inference path, with the work it sustains.
+
+    Every model is timed by :func:`inference_paths` on a random ``1 × 3 × H × W`` input
+    (``input_size`` = ``(H, W)``), ``warmup`` untimed then ``runs`` timed passes per thread count.
+
+    Args:
+        nets: name -> model (not changed: every path works on a copy).
+        paths: subset of :data:`INFERENCE_PATHS`; ``None`` = all of them.
+        prepare: optional ``callable(model) -> model | None`` run before the paths, e.g. CSNet's
+            :func:`~salbook.models.csnet.fuse_for_inference`. When it returns a model, the paths run
+            on that model, an extra row with path ``"as built"`` times the original in eval mode, and
+            ``max_abs_diff`` is bounded against the original's output (the prepared model's
+            difference plus the path's). When it returns ``None`` the paths run on the model itself.
+
+    Returns:
+        One row per (model, path, threads): ``model``, ``path``, ``threads``, ``median_ms``, ``q1_ms``,
+        ``q3_ms``, ``iqr_ms``, ``images_per_s``, ``speedup`` (the ``"as built"`` or else ``"eager"``
+        median at the same threads / this median), ``max_abs_diff``, ``gmacs`` (convolution and
+        matmul MACs / 1e9 at ``input_size``, :func:`salbook.cost.flops`), ``fps`` (1000 / median ms),
+        ``ms_per_gmac``, ``gflops_per_s`` (2 × MACs / median time) and ``error``: a path that fails
+        (an ONNX export error, say) is reported there with NaN times rather than raised.
+
+    Latency on a shared CPU is only meaningful alone: run it when nothing else is.
+    """
+    import pandas as pd
+
+    from .cost import flops
+
+    chosen = tuple(INFERENCE_PATHS if paths is None else paths)
+    unknown = [p for p in chosen if p not in INFERENCE_PATHS]
+    if unknown:
+        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(INFERENCE_PATHS)}")
+    if not nets:
+        raise ValueError("speed_table needs at least one {name: model} entry")
+    threads = tuple(int(t) for t in threads)
+    tables = []
+    for name, net in nets.items():
+        net = copy.deepcopy(net).cpu().eval()
+        x = torch.rand(1, 3, *input_size)
+        own = []
+        target, offset = net, 0.0
+        prepared = prepare(copy.deepcopy(net)) if prepare is not None else None
+        if prepared is not None:
+            target = prepared.cpu().eval()
+            with torch.no_grad():
+                offset = float((_first(target(x)).float() - _first(net(x)).float()).abs().max())
+            built = inference_paths(net, x, threads=threads, paths=("eager",), warmup=warmup, runs=runs)
+            own.append(built.assign(path="as built", error=""))
+        for p in chosen:
+            try:
+                t = inference_paths(target, x, threads=threads, paths=(p,), warmup=warmup, runs=runs)
+                own.append(t.assign(max_abs_diff=t.max_abs_diff + offset, error=""))
+            except Exception as err:  # noqa: BLE001 - reported in the table, not hidden
+                own.append(pd.DataFrame({"path": p, "threads": threads, "max_abs_diff": math.nan,
+                                         "error": f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"}))
+        tables.append(pd.concat(own, ignore_index=True).assign(model=name, gmacs=flops(net, tuple(input_size)).macs / 1e9))
+    out = pd.concat(tables, ignore_index=True)
+    reference = out[out.path == "as built"]
+    reference = pd.concat([reference, out[(out.path == "eager") & ~out.model.isin(reference.model)]])
+    base_ms = reference.set_index(["model", "threads"])["median_ms"]
+    out["speedup"] = [base_ms.get((m, t), math.nan) / ms for m, t, ms in zip(out.model, out.threads, out.median_ms)]
+    out["fps"] = 1e3 / out["median_ms"]
+    out["ms_per_gmac"] = out["median_ms"] / out["gmacs"]
+    out["gflops_per_s"] = 2 * out["gmacs"] / (out["median_ms"] / 1e3)
+    return out[list(_SPEED_COLUMNS)]

@@ -591,7 +591,9 @@ def measure_spread(root: Path, profile: str, seeds: Sequence[int], notebooks: Se
 
     The runs go to ``_build/records/<profile>-seed<k>/``; together with the main run (its own seed)
     they give, per number, the values, their range (max - min) and standard deviation. The result is
-    saved to ``_build/records/<profile>/_spread.json``, where ``regress --update`` reads it.
+    saved to ``_build/records/<profile>/_spread.json``, where ``regress --update`` reads it. When
+    only some ``notebooks`` are re-run, their numbers replace those already in that file and the other
+    chapters' measured spreads are kept.
     """
     import statistics
 
@@ -612,8 +614,13 @@ def measure_spread(root: Path, profile: str, seeds: Sequence[int], notebooks: Se
             "std": statistics.stdev(values),
             "runs": len(values),
         }
-    atomic_write_text(root / "_build" / "records" / profile / "_spread.json",
-                      json.dumps({"seeds": list(seeds), "metrics": spread}, indent=2, sort_keys=True))
+    spread_file = root / "_build" / "records" / profile / "_spread.json"
+    merged, all_seeds = spread, sorted({int(s) for s in seeds})
+    if notebooks is not None and spread_file.exists():
+        earlier = json.loads(spread_file.read_text())
+        merged = {**earlier.get("metrics", {}), **spread}
+        all_seeds = sorted({*all_seeds, *(int(s) for s in earlier.get("seeds", []))})
+    atomic_write_text(spread_file, json.dumps({"seeds": all_seeds, "metrics": merged}, indent=2, sort_keys=True))
     return spread
 
 

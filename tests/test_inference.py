@@ -17,6 +17,7 @@ from salbook.inference import (
     jit_freeze,
     onnx_max_abs_diff,
     prepare_for_inference,
+    speed_table,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -179,6 +180,42 @@ def test_inference_paths_table():
     with pytest.raises(ValueError, match="unknown inference path"):
         inference_paths(net, x, paths=("eager", "tensorrt"))
 
+
+def test_speed_table_prepares_reports_failures_and_derives_rates(monkeypatch):
+    import salbook.inference as inference
+    from salbook.cost import flops
+
+    def prepare(net: nn.Module) -> nn.Module | None:  # a "prepared" form of _Net with equal outputs
+        return nn.Sequential(net, nn.Identity()) if isinstance(net, _Net) else None
+
+    nets = {"net": _randomise_bn(_Net()), "plain": nn.Conv2d(3, 1, 3)}
+    df = speed_table(nets, (16, 16), threads=(1,), paths=("eager", "folded"), runs=2, warmup=1, prepare=prepare)
+    net_rows = df[df.model == "net"].set_index("path")
+    assert list(net_rows.index) == ["as built", "eager", "folded"]  # prepared: the original is timed too
+    assert (net_rows.max_abs_diff <= 1e-4).all() and net_rows.loc["as built", "speedup"] == 1
+    macs = flops(nets["net"], (16, 16)).macs
+    assert net_rows.gmacs.eq(macs / 1e9).all() and (net_rows.error == "").all()
+    row = net_rows.loc["folded"]
+    assert row.fps == pytest.approx(1e3 / row.median_ms)
+    assert row.gflops_per_s == pytest.approx(2 * macs / 1e9 / (row.median_ms / 1e3))
+    assert row.speedup == pytest.approx(net_rows.loc["as built", "median_ms"] / row.median_ms)
+    plain = df[df.model == "plain"].set_index("path")
+    assert list(plain.index) == ["eager", "folded"] and plain.loc["eager", "speedup"] == 1  # no "as built"
+
+    def broken_export(*_a, **_k):
+        raise RuntimeError("exporter says no\nsecond line")
+
+    monkeypatch.setattr(inference, "export_onnx", broken_export)
+    df = speed_table({"plain": nets["plain"]}, (16, 16), threads=(1, 2), paths=("eager", "onnxruntime"), runs=2,
+                     warmup=1)
+    failed = df[df.path == "onnxruntime"]
+    assert len(failed) == 2 and failed.median_ms.isna().all()
+    assert (failed.error == "RuntimeError: exporter says no").all()  # reported in the table, not raised
+    assert (df[df.path == "eager"].median_ms > 0).all()
+    with pytest.raises(ValueError, match="unknown inference path"):
+        speed_table(nets, (16, 16), paths=("tensorrt",))
+    with pytest.raises(ValueError, match="at least one"):
+        speed_table({}, (16, 16))
 
 def _calibrated(model: nn.Module, x: torch.Tensor, bn_stats: bool) -> nn.Module:
     """A fresh book model made non-trivial: zero-initialised tensors (read-outs) given small random

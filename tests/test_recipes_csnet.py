@@ -18,8 +18,10 @@ TINY = SplitSpec(n_train=8, n_val=4, n_test=4, input_size=(32, 32), eval_size=(3
 def test_config_validation_names_the_fix():
     with pytest.raises(ValueError, match="decay must be one of"):
         R.CSNetConfig(decay="strong")
-    with pytest.raises(ValueError, match="divisible by 16"):
+    with pytest.raises(ValueError, match=r"multiples of 16.*use e.g. \(48, 48\)"):
         R.CSNetConfig(data=TINY.replace(input_size=(40, 40)))
+    with pytest.raises(ValueError, match="non-negative"):
+        R.CSNetConfig(lam=-1.0)
     with pytest.raises(ValueError, match="widths"):
         R.CSNetConfig(widths="x3")
     assert R.CSNetConfig().as_dict()["recipe"] == f"csnet/{R.RECIPE_VERSION}"

@@ -85,3 +85,21 @@ def test_tiny_distillation_end_to_end(tmp_path):
     assert {"loss_kl", "loss_bce", "loss_cos"} <= set(pseudo.history.columns)
     out = pseudo.model(torch.rand(1, 3, 64, 64))
     assert out.shape == (1, 1, 64, 64) and torch.isfinite(out).all()
+
+
+def test_recipes_share_one_set_of_training_checks():
+    from salbook.recipes._config import check_training_settings
+    from salbook.recipes.saliency import CompactConfig
+
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        R.StudentConfig(epochs=0)
+    with pytest.raises(ValueError, match="val_every must be >= 1"):
+        CompactConfig(val_every=0)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        CompactConfig(lr=0.0)
+    with pytest.raises(TypeError, match="SplitSpec"):
+        CompactConfig(data=(96, 128))
+    cfg = CompactConfig()
+    with pytest.raises(ValueError, match=r"the net needs input sides that are multiples of 7.*use e.g."):
+        check_training_settings(cfg, size_multiple=7, who="the net")
+    check_training_settings(cfg, ("epochs", "batch_size", "val_every"))  # a valid config passes

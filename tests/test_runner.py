@@ -387,3 +387,25 @@ def test_glue_hands_myst_nb_plain_python_numbers(monkeypatch: pytest.MonkeyPatch
     book.glue("c", 3)
     assert seen == {"a": (0.25, False), "b": ("ties", False), "c": (3, False)}
     assert type(seen["a"][0]) is float  # repr "0.25", which MyST-NB can format; np.float64's repr it cannot
+
+
+def test_spread_of_some_chapters_keeps_the_others(tmp_path, monkeypatch):
+    """Re-measuring one chapter's spread replaces its numbers in _spread.json and keeps the rest."""
+    from salbook import runner
+
+    spread_file = tmp_path / "_build" / "records" / "smoke" / "_spread.json"
+    spread_file.parent.mkdir(parents=True)
+    spread_file.write_text(json.dumps({"seeds": [1, 2], "metrics": {
+        "a.cc": {"values": [0.1, 0.2], "range": 0.1, "std": 0.07, "runs": 2},
+        "b.cc": {"values": [0.5, 0.9], "range": 0.4, "std": 0.28, "runs": 2}}}))
+    runs = {None: {"b.cc": {"value": 0.5}, "a.cc": {"value": 0.1}}, "smoke-seed3": {"b.cc": {"value": 0.6}}}
+    monkeypatch.setattr(runner, "run_all", lambda *a, **k: None)
+    monkeypatch.setattr(runner, "load_records", lambda root, profile, out_name=None: runs[out_name])
+    new = runner.measure_spread(tmp_path, "smoke", [3], notebooks=[tmp_path / "02_b.py"], progress=False)
+    assert set(new) == {"b.cc"} and new["b.cc"]["range"] == pytest.approx(0.1)
+    saved = json.loads(spread_file.read_text())
+    assert saved["seeds"] == [1, 2, 3]
+    assert saved["metrics"]["a.cc"]["range"] == pytest.approx(0.1)  # kept
+    assert saved["metrics"]["b.cc"]["range"] == pytest.approx(0.1)  # replaced (was 0.4)
+    runner.measure_spread(tmp_path, "smoke", [3], notebooks=None, progress=False)  # all chapters: rewritten
+    assert set(json.loads(spread_file.read_text())["metrics"]) == {"b.cc"}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ from torch import nn
 
 from ..data import SplitSpec
 from ..models import csnet as csnet_models
-from ._config import RecipeConfig
+from ._config import RecipeConfig, check_training_settings
 
 __all__ = [
     "RECIPE_VERSION",
@@ -54,7 +54,6 @@ __all__ = [
     "configs",
     "trained",
     "MODEL_NAMES",
-    "speed_table",
 ]
 
 RECIPE_VERSION = 1
@@ -114,16 +113,10 @@ class CSNetConfig(RecipeConfig):
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
         if self.widths not in ("default", "released_x1", "released_x2"):
             raise ValueError(f"widths must be 'default', 'released_x1' or 'released_x2', got {self.widths!r}")
-        if int(self.epochs) < 1 or int(self.batch_size) < 1 or int(self.val_every) < 1:
-            raise ValueError("epochs, batch_size and val_every must be >= 1")
-        if not self.lr > 0 or self.weight_decay < 0 or self.lam < 0 or self.l1_lam < 0:
-            raise ValueError("lr must be positive and weight_decay, lam, l1_lam non-negative")
-        if not isinstance(self.data, SplitSpec):
-            raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(self.data).__name__}")
-        for side in self.data.input_size:
-            if side % 16:
-                raise ValueError(f"CSNet needs input sides divisible by 16, got data.input_size={self.data.input_size}; "
-                                 "use e.g. (64, 64) or (224, 224)")
+        check_training_settings(self, ("epochs", "batch_size", "val_every"), size_multiple=16, who="CSNet")
+        if self.weight_decay < 0 or self.lam < 0 or self.l1_lam < 0:
+            raise ValueError(f"weight_decay, lam and l1_lam must be non-negative, got {self.weight_decay}, "
+                             f"{self.lam}, {self.l1_lam}")
 
 
 @dataclass(frozen=True)
@@ -382,63 +375,3 @@ def trained(name: str, profile: str = "book", seed: int = 0, device: str | torch
     if isinstance(cfg, PrunedConfig):
         return train_pruned(cfg, seed=seed, device=device, cache=cache, log=log).model.eval()
     return train_csnet(cfg, seed=seed, device=device, cache=cache, log=log).model.eval()
-
-
-# --------------------------------------------------------------------------------------------
-# run-time (Table 5) and the fast forward
-
-
-def speed_table(nets: Mapping[str, nn.Module], input_size: tuple[int, int] = (224, 224), threads=(1, 2),
-                runs: int = 20, warmup: int = 3,
-                fast_paths=("eager", "channels_last", "jit", "onnxruntime")) -> "pd.DataFrame":  # noqa: F821
-    """CPU latency (batch 1) of each network as built (``"eager"``) and, for CSNets, of its
-    :func:`~salbook.models.csnet.fuse_for_inference` form run the ways of
-    :func:`salbook.inference.inference_paths` (``"fused"``, ``"fused+channels_last"``,
-    ``"fused+jit"``, ``"fused+onnxruntime"``); other networks get those paths on their own
-    (BN folded by ``salbook.inference``).
-
-    Rows: ``model``, ``variant``, ``threads``, ``median_ms``, ``iqr_ms``, ``max_abs_diff`` (vs the
-    eager output), ``gmacs`` (convolution MACs / 1e9, ``salbook.cost.flops``), ``ms_per_gmac``.
-    A path that fails (e.g. an ONNX export error) is reported with ``error`` set and NaN times.
-    Run it under the heavy-job lock: latency on a shared CPU is only meaningful alone.
-    """
-    import pandas as pd
-
-    from ..cost import flops, latency
-    from ..inference import inference_paths
-
-    rows = []
-    example = torch.rand(1, 3, *input_size)
-    for name, net in nets.items():
-        net = net.cpu().eval()
-        gmacs = flops(net, tuple(input_size)).macs / 1e9
-        for t in threads:
-            lat = latency(net, tuple(input_size), batch=1, device="cpu", warmup=warmup, runs=runs, threads=int(t))
-            rows.append({"model": name, "variant": "eager", "threads": int(t), "median_ms": lat.median_ms,
-                         "iqr_ms": lat.iqr_ms, "max_abs_diff": 0.0, "gmacs": gmacs, "error": ""})
-        is_csnet = isinstance(net, csnet_models.CSNet)
-        fast = csnet_models.fuse_for_inference(net) if is_csnet else net
-        prefix = "fused" if is_csnet else "plain"
-        with torch.no_grad():
-            ref = net(example)
-        for path in fast_paths:
-            label = prefix if path == "eager" else f"{prefix}+{path}"
-            if path == "eager" and not is_csnet:
-                continue
-            try:
-                df = inference_paths(fast, example, threads=tuple(int(t) for t in threads), paths=(path,),
-                                     warmup=warmup, runs=runs)
-                with torch.no_grad():
-                    diff0 = float((fast(example) - ref).abs().max())
-                for _, r in df.iterrows():
-                    rows.append({"model": name, "variant": label, "threads": int(r.threads),
-                                 "median_ms": float(r.median_ms), "iqr_ms": float(r.iqr_ms),
-                                 "max_abs_diff": max(diff0, float(r.max_abs_diff)), "gmacs": gmacs, "error": ""})
-            except Exception as err:  # noqa: BLE001 - reported in the table, not hidden
-                for t in threads:
-                    rows.append({"model": name, "variant": label, "threads": int(t), "median_ms": math.nan,
-                                 "iqr_ms": math.nan, "max_abs_diff": math.nan, "gmacs": gmacs,
-                                 "error": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"})
-    out = pd.DataFrame(rows)
-    out["ms_per_gmac"] = out["median_ms"] / out["gmacs"]
-    return out

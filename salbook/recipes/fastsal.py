@@ -38,7 +38,6 @@ Named student configs for other chapters (``salbook predict --model fastsal_a``)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -49,7 +48,7 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
-from ._config import RecipeConfig
+from ._config import RecipeConfig, check_training_settings
 
 __all__ = [
     "RECIPE_VERSION",
@@ -73,7 +72,6 @@ __all__ = [
     "shifted_test_set",
     "unlabelled_set",
     "mobilenet_v2_features",
-    "speed_table",
 ]
 
 RECIPE_VERSION = 1
@@ -99,19 +97,6 @@ SHIFTED_SCENES: dict[str, Any] = dict(
     position_sigma=(0.22, 0.26),
     background_weight=0.15,
 )
-
-
-def _check_positive(cfg: Any, *names: str) -> None:
-    for name in names:
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
-    if not isinstance(cfg.data, SplitSpec):
-        raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(cfg.data).__name__}")
-    for size in (cfg.data.input_size,):
-        if size[0] % 32 or size[1] % 32:
-            raise ValueError(f"FastSal and the teacher need input sizes that are multiples of 32, got {size}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +142,7 @@ class HintConfig(RecipeConfig):
     decay_at: tuple[float, ...] = (0.15, 0.30, 0.60)
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", "batch_size")
+        check_training_settings(self, size_multiple=32, who="FastSal")
 
 
 class _HintsOf(nn.Module):
@@ -268,7 +253,7 @@ class StudentConfig(RecipeConfig):
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", "batch_size")
+        check_training_settings(self, size_multiple=32, who="FastSal")
         if not all(0 < f < 1 for f in self.decay_at):
             raise ValueError(f"decay_at holds fractions of the run in (0, 1), got {self.decay_at}")
         if self.model not in ("fastsal_c", "fastsal_a", "salgan_shaped"):
@@ -342,7 +327,7 @@ def train_student(cfg: StudentConfig, seed: int = 0, device: str | torch.device 
     ``teacher_model`` (optional) is the already loaded :func:`teacher` of ``cfg.teacher_profile``, to
     avoid loading it again; it must be that teacher (the cache key names the profile, not the weights).
     """
-    from ..data import hflip_batch, load_split
+    from ..data import load_split
     from ..distillation import TeacherTargets, WithTeacher, gt_and_teacher_bce, hint_loss, pseudo_label_loss, teacher_maps
     from ..train import load_or_train
 
@@ -477,36 +462,3 @@ def mobilenet_v2_features() -> nn.Module:
     import torchvision
 
     return torchvision.models.mobilenet_v2(weights=None).features
-
-
-def speed_table(nets: Mapping[str, nn.Module], input_size: tuple[int, int] = (192, 256),
-                threads: tuple[int, ...] = (1, 2), paths: tuple[str, ...] | None = None, *, runs: int = 20,
-                warmup: int = 3) -> "pandas.DataFrame":  # noqa: F821
-    """CPU latency of each model through each inference path, with its work per second.
-
-    Every model is timed by :func:`salbook.inference.inference_paths` (batch 1, ``input_size``,
-    ``warmup`` untimed then ``runs`` timed passes per thread count; median and IQR). Added columns:
-    ``model``, ``gmacs`` (:func:`salbook.cost.flops` at ``input_size``), ``fps`` (1000 / median ms),
-    ``ms_per_gmac`` and ``gflops_per_s`` (2 × MACs / median time: the convolution work it sustains).
-
-    Returns:
-        One row per (model, path, threads).
-    """
-    import pandas as pd
-
-    from ..cost import flops
-    from ..inference import INFERENCE_PATHS, inference_paths
-
-    rows = []
-    for name, net in nets.items():
-        net = net.cpu().eval()
-        macs = flops(net, input_size).macs
-        x = torch.rand(1, 3, *input_size)
-        table = inference_paths(net, x, threads=threads, paths=paths or INFERENCE_PATHS, warmup=warmup, runs=runs)
-        table.insert(0, "model", name)
-        table["gmacs"] = macs / 1e9
-        table["fps"] = 1e3 / table["median_ms"]
-        table["ms_per_gmac"] = table["median_ms"] / (macs / 1e9)
-        table["gflops_per_s"] = 2 * macs / 1e9 / (table["median_ms"] / 1e3)
-        rows.append(table)
-    return pd.concat(rows, ignore_index=True)

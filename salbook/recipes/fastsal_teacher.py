@@ -27,7 +27,7 @@ from torch import nn
 from .. import models
 from ..data import SplitSpec
 from ..schedules import CosineSchedule, ParamSchedule
-from ._config import RecipeConfig
+from ._config import RecipeConfig, check_training_settings
 
 __all__ = ["TEACHER_DATA", "TeacherConfig", "teacher_config", "teacher_loss", "train_teacher", "teacher",
            "teacher_density"]
@@ -43,19 +43,6 @@ TEACHER_DATA: dict[str, SplitSpec] = {
     "paper": SplitSpec(n_train=None, n_val=None, n_test=None, input_size=(192, 256), map_size=None,
                        eval_size=(192, 256)),
 }
-
-
-def _check(cfg: Any) -> None:
-    for name in ("epochs", "batch_size"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
-    if not isinstance(cfg.data, SplitSpec):
-        raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(cfg.data).__name__}")
-    size = cfg.data.input_size
-    if size[0] % 32 or size[1] % 32:
-        raise ValueError(f"the teacher needs input sizes that are multiples of 32, got {size}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +69,7 @@ class TeacherConfig(RecipeConfig):
     weights: str | None = "imagenet"
 
     def __post_init__(self) -> None:
-        _check(self)
+        check_training_settings(self, size_multiple=32, who="the teacher")
         if not self.encoder_lr_mult >= 0:
             raise ValueError(f"encoder_lr_mult must be >= 0, got {self.encoder_lr_mult}")
 

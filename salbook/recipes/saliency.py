@@ -49,7 +49,7 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
-from ._config import RecipeConfig
+from ._config import RecipeConfig, check_training_settings
 from ..schedules import CosineSchedule, ParamSchedule, Schedule
 
 __all__ = [
@@ -85,16 +85,6 @@ MLNET_STYLE_DATA = SplitSpec(n_train=800, n_val=64, n_test=250, input_size=(96, 
                              eval_size=(192, 256))
 
 _COMPACT_MODELS = ("compact", "compact_late_pool", "compact_plain")
-
-
-def _check_common(cfg: Any) -> None:
-    for name in ("epochs", "batch_size", "val_every"):
-        if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be positive, got {cfg.lr}")
-    if not isinstance(cfg.data, SplitSpec):
-        raise TypeError(f"data must be a salbook.data.SplitSpec, got {type(cfg.data).__name__}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +123,7 @@ class CompactConfig(RecipeConfig):
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_training_settings(self, ("epochs", "batch_size", "val_every"))
         if self.model not in _COMPACT_MODELS:
             raise ValueError(f"model must be one of {_COMPACT_MODELS}, got {self.model!r}")
 
@@ -181,7 +171,7 @@ class MLNetStyleConfig(RecipeConfig):
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        check_training_settings(self, ("epochs", "batch_size", "val_every"))
         if self.optimizer not in ("adam", "official"):
             raise ValueError(f"optimizer must be 'adam' or 'official', got {self.optimizer!r}")
         if not self.backbone_lr_mult >= 0:
