@@ -160,3 +160,27 @@ def test_official_noop_finetune_moves_only_running_stats():
     assert not res.model.training
     spread = S.output_spread(res.model, torch.rand(2, 3, 32, 32))
     assert len(spread) > 10 and (spread.spread >= 0).all()
+
+
+def test_decay_signal_scales_with_gamma_when_the_shift_is_zero():
+    torch.manual_seed(0)
+    net = C.csnet_x1()
+    x = torch.rand(4, 3, 32, 32)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.bias.data.zero_()
+    running = [m.running_mean.clone() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = S.decay_signal(net, x)
+    assert all(r.equal(m.running_mean) for r, m in zip(running, (m for m in net.modules()
+                                                                 if isinstance(m, torch.nn.BatchNorm2d))))
+    units = S.decay_units(net)
+    assert len(before) == sum(bn.num_features for u in units.values() for bn in u.bns if bn is not None)
+    assert (before.abs_gap > 0).all() and before.grad.eq(before.abs_gap * before.gamma).all()
+    name = next(iter(units))
+    bn = next(b for b in units[name].bns if b is not None)
+    bn.weight.data.mul_(0.1)
+    after = S.decay_signal(net, x)
+    sel = (before.unit == name) & (before.scale == list(units[name].bns).index(bn))
+    # BN in training mode with β = 0 and PReLU are positively homogeneous: |GAP| scales with γ exactly
+    assert torch.allclose(torch.tensor(after[sel].abs_gap.values), 0.1 * torch.tensor(before[sel].abs_gap.values),
+                          rtol=1e-4, atol=1e-7)

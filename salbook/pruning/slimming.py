@@ -61,6 +61,7 @@ __all__ = [
     "recalibrate_bn",
     "official_noop_finetune",
     "output_spread",
+    "decay_signal",
 ]
 
 
@@ -472,4 +473,38 @@ def output_spread(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
         for h in handles:
             h.remove()
         model.train(was)
+    return pd.DataFrame(rows)
+
+
+def decay_signal(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
+    """What the code's dynamic decay sees, per decayed channel: ``γ`` and the mean ``|GAP(y)|`` of
+    the unit's output after BN and PReLU (the detached ``S`` of :class:`DynamicDecay`), measured in
+    training mode (batch statistics, as during training) on ``images`` (``N × 3 × H × W``), on a copy
+    of the model (running statistics untouched).
+
+    The term's gradient on ``γ_c`` is ``λ · S_c · γ_c``. When ``S_c`` is itself proportional to
+    ``|γ_c|`` (a BN output scaled by ``γ``, small shift ``β``), that gradient falls as ``γ²`` near
+    zero: the slope of ``log S`` against ``log |γ|`` over channels measures it.
+
+    Rows: ``unit``, ``scale``, ``channel``, ``gamma``, ``abs_gamma``, ``abs_gap``, ``grad`` (the
+    term's gradient per unit λ, ``abs_gap · gamma``).
+    """
+    import copy
+
+    net = copy.deepcopy(_check_csnet(model)).train()
+    hooks = _FeatureHooks(absolute=True)
+    hooks.attach(net)
+    names = {id(bn): (name, k) for name, unit in decay_units(net).items() for k, bn in enumerate(unit.bns)
+             if bn is not None}
+    try:
+        with torch.no_grad():
+            net(images.to(next(net.parameters()).device))
+        rows = []
+        for bn, gap in hooks.captured:
+            name, k = names[id(bn)]
+            for c, (g, s) in enumerate(zip(bn.weight.detach().cpu().tolist(), gap.mean(dim=0).cpu().tolist())):
+                rows.append({"unit": name, "scale": k, "channel": c, "gamma": g, "abs_gamma": abs(g),
+                             "abs_gap": s, "grad": s * g})
+    finally:
+        hooks.detach()
     return pd.DataFrame(rows)
