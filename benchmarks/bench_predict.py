@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="network input size instead of the recipe's (untrained model only)")
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--channels-last", action="store_true", help="run the network channels-last (NHWC)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
 
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     except zoo.ModelNotTrained as err:
         loaded = zoo.loaded_untrained(args.model, args.profile, args.input_size)
         which = f"UNTRAINED {args.model} (same architecture and work; {err})"
-    print(f"model: {which}; network input {loaded.input_size[0]}×{loaded.input_size[1]}; "
-          f"torch threads {torch.get_num_threads()}")
+    loaded = loaded.for_inference(channels_last=args.channels_last)  # as `salbook predict` runs it
+    print(f"model: {which}; network input {loaded.input_size[0]}×{loaded.input_size[1]}; BN folded"
+          f"{', channels-last' if args.channels_last else ''}; torch threads {torch.get_num_threads()}")
 
     with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
         tmp = Path(tmp)

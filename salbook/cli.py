@@ -109,7 +109,7 @@ def _predict(args: argparse.Namespace) -> int:
         loaded = zoo.load_weights(args.model, args.weights, args.profile, device, root=args.root)
     else:
         loaded = zoo.load(args.model, args.profile, device, root=args.root)
-    report = zoo.predict_files(loaded, pairs, args.format, args.batch, progress=not args.no_progress)
+    report = zoo.predict_files(loaded.for_inference(), pairs, args.format, args.batch, progress=not args.no_progress)
     print(f"{len(report.written)} maps written to {args.out} ({args.format}, model {args.model} from {loaded.source}) "
           f"in {report.seconds:.1f} s ({report.images_per_s:.1f} images/s)")
     for src, why in report.failed:

@@ -164,7 +164,7 @@ ENTRIES: dict[str, ZooEntry] = {e.name: e for e in [
     ZooEntry("fastsal_teacher", "FastSal teacher (Lite0 + SalGAN decoder)", "fixation", **_FASTSAL,
              config_class="TeacherConfig", train_fn="train_teacher", config_fn="teacher_config", seed=0,
              arch="fastsal_teacher", default_config="TeacherConfig", postprocess="sigmoid",
-             redundancy_layer="encoder.body.blocks"),
+             redundancy_layer="encoder.body.blocks", record_prefix="fastsal.teacher.test.", headline=("cc", "nss")),
     ZooEntry("fastsal_c", "FastSal (C)", "fixation", **_FASTSAL, config_class="StudentConfig",
              train_fn="train_student", config_fn="student_config", config_args=("fastsal_c",),
              postprocess="salbook.models.fastsal:fastsal_postprocess", redundancy_layer="adapters.3",
@@ -174,14 +174,16 @@ ENTRIES: dict[str, ZooEntry] = {e.name: e for e in [
              postprocess="salbook.models.fastsal:fastsal_postprocess", redundancy_layer="adapters.3",
              record_prefix="fastsal.ap1t1g1.test.", headline=("cc", "nss"), paper="hu2021fastsal"),
     ZooEntry("gaze", "Gaze model, unpruned (Fisher chapter)", "fixation", **_GAZE, config_class="GazeConfig",
-             train_fn="train_gaze", config_key="unpruned"),
+             train_fn="train_gaze", config_key="unpruned", record_prefix="fisher.gaze.unpruned.",
+             headline=("cc", "nss", "auc_judd")),
     ZooEntry("gaze_fisher", "Gaze model, Fisher-pruned (last stage, largest β)", "fixation", **_GAZE,
              config_class="GazePruneConfig", train_fn="prune_gaze", config_key="fisher_b*_s*",
              finalize="salbook.pruning.removal:remove_pruned"),
     ZooEntry("csnet", "CSNet ×1 (standard decay)", "sod", **_CSNET, config_key="csnet_x1", train_fn="train_csnet",
              config_class="CSNetConfig", record_prefix="csnet.standard.test.", headline=_SOD_HEADLINE),
     ZooEntry("csnet_l", "CSNet-L (dynamic decay, pruned, fine-tuned)", "sod", **_CSNET, config_key="csnet_x1_pruned",
-             train_fn="train_pruned", config_class="PrunedConfig"),
+             train_fn="train_pruned", config_class="PrunedConfig", record_prefix="csnet.dynamic_real_ft.test.",
+             headline=("max_f_salmetric",)),
     ZooEntry("csnet_l_released", "CSNet-L ×1 widths, from scratch", "sod", **_CSNET, config_key="csnet_l_x1",
              train_fn="train_csnet", config_class="CSNetConfig", record_prefix="csnet.l_x1.test.",
              headline=_SOD_HEADLINE),
@@ -399,6 +401,18 @@ class LoadedModel:
         # salbook.evaluate's rule (post-process at the model's resolution, then bilinear, antialiased),
         # in float32 (evaluate resizes in float64; the difference is float rounding)
         return resize_tensor(pred.detach().float().cpu(), (int(size[0]), int(size[1]))).numpy().astype(np.float32)
+
+    def for_inference(self, channels_last: bool = False) -> "LoadedModel":
+        """A copy whose network is :func:`salbook.inference.prepare_for_inference`'s: batch norm folded
+        into the convolutions (outputs equal to float rounding; a fold that would change them is
+        refused there), no gradients, optionally channels-last. What ``salbook predict`` runs."""
+        import dataclasses
+
+        from .inference import prepare_for_inference
+
+        example = torch.zeros(1, 3, *self.input_size, device=self.device)
+        net = prepare_for_inference(self.model, channels_last=channels_last, example=example)
+        return dataclasses.replace(self, model=net)
 
     def as_module(self) -> nn.Module:
         """An ``nn.Module`` taking images at *any* size (``N × 3 × H × W`` in [0, 1]) that resizes

@@ -151,3 +151,19 @@ def test_write_map_formats(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npy", "m.png", "o.png"]  # no temporary files
     with pytest.raises(ValueError, match="unknown format"):
         zoo.write_map(m, img, tmp_path / "m.jpg", "jpg")
+
+
+def test_for_inference_folds_batch_norm_and_keeps_the_maps():
+    torch.manual_seed(0)
+    loaded = zoo.loaded_untrained("fastsal_a", "smoke", input_size=(64, 96))
+    for m in loaded.model.modules():  # non-trivial statistics, so folding has work to do
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    fast = loaded.for_inference(channels_last=True)
+    assert fast.model is not loaded.model and fast.input_size == loaded.input_size
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in loaded.model.modules()) > 0
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules()) == 0
+    images = [torch.rand(3, 120, 160), torch.rand(3, 90, 70)]
+    for a, b in zip(loaded.predict_maps(images), fast.predict_maps(images)):
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4
