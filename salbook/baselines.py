@@ -32,6 +32,7 @@ from salbook.evaluation import (
     ground_truth_size,
     image_seed,
     shuffle_fixations,
+    single_threaded_blas,
     summarize,
 )
 from salbook.metrics.fixation import (
@@ -204,6 +205,7 @@ def _observer_splits(
     return [("half A", held), ("half B", ~held)]
 
 
+@single_threaded_blas
 def inter_observer(
     dataset: Any,
     metrics: Iterable[str] = DEFAULT_METRICS,

@@ -130,6 +130,28 @@ def test_borji_and_shuffled_are_deterministic_given_seed():
     assert auc_borji(s, fix, seed=4) != auc_borji(s, fix, seed=5)
 
 
+def test_shuffled_reuses_one_draw_without_changing_scores():
+    # Repeated calls with the same (seed, n_splits, #other pixels) share a sorted draw; each score
+    # must equal the one computed from scratch (argpartition of a fresh draw).
+    from salbook.metrics import fixation as fx
+
+    rng = np.random.default_rng(3)
+    s = rng.random((30, 40))
+    other = np.stack([rng.integers(0, 30, 300), rng.integers(0, 40, 300)], axis=1)
+    held = [np.stack([rng.integers(0, 30, n), rng.integers(0, 40, n)], axis=1) for n in (5, 12, 3, 12, 40)]
+
+    def fresh(fix):
+        fx._SortedKeys.key = fx._SortedKeys.order = None
+        return auc_shuffled(s, fix, other, seed=11)
+
+    expected = [fresh(f) for f in held]
+    fx._SortedKeys.key = fx._SortedKeys.order = None
+    repeated = [auc_shuffled(s, f, other, seed=11) for f in held]  # 2nd call on sorts, then slices
+    assert fx._SortedKeys.order is not None
+    assert repeated == expected
+    assert auc_shuffled(s, held[0], other, seed=12) != expected[0]  # another seed: another draw
+
+
 def test_shuffled_hand_case_all_others_used():
     # values [0, .2, .6, 1]; fixated {1, .2}; other pixels {0, .6}: k = min(2, 2) = 2 (all used)
     # t=1..0.7 -> (0, .5); t=.6..0.3 -> (.5, .5); t=.2,.1 -> (.5, 1); t=0 -> (1, 1): area 0.75

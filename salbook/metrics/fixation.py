@@ -205,6 +205,34 @@ def auc_borji(
     return _auc_vs_negative_splits(pos, neg, step)
 
 
+class _SortedKeys:
+    """The last shuffle draw, kept sorted once it is asked for twice (see :func:`_smallest_keys`)."""
+
+    key: tuple[int, int, int] | None = None
+    order: np.ndarray | None = None
+
+
+def _smallest_keys(seed: Any, n_splits: int, m: int, k: int) -> np.ndarray:
+    """Per split, the positions of the k smallest of m uniform keys drawn with ``seed``
+    (``n_splits`` × k ints; the order within a row is unspecified).
+
+    The keys depend only on (seed, n_splits, m), so several calls with those three equal — the
+    inter-observer reference scores every held-out observer of an image against the same
+    negatives, each with its own k — share one draw: the second such call sorts the keys once and
+    every later one slices the sorted order. The chosen *set* is the same as a fresh
+    ``argpartition`` (ties between float64 keys aside), and the AUC counts do not depend on order.
+    """
+    memo_key = (seed, n_splits, m) if isinstance(seed, (int, np.integer)) else None
+    if memo_key is not None and _SortedKeys.key == memo_key and _SortedKeys.order is not None:
+        return _SortedKeys.order[:, :k]
+    keys = np.random.default_rng(seed).random((n_splits, m))
+    if memo_key is not None and _SortedKeys.key == memo_key:  # asked again: sort once, reuse
+        _SortedKeys.order = np.argsort(keys, axis=1).astype(np.int32 if m < 2**31 else np.int64)
+        return _SortedKeys.order[:, :k]
+    _SortedKeys.key, _SortedKeys.order = memo_key, None
+    return np.argpartition(keys, k - 1, axis=1)[:, :k]
+
+
 def auc_shuffled(
     pred: MapLike,
     fixations: FixLike,
@@ -232,12 +260,10 @@ def auc_shuffled(
     flat = s.ravel()
     pos = flat[idx]
     k = min(idx.size, other.size)
-    rng = np.random.default_rng(seed)
     if k == other.size:  # every split takes all of them (order is irrelevant)
         choice = np.broadcast_to(other, (int(n_splits), k))
     else:  # k of M without replacement per split: the k smallest of M uniform keys
-        keys = rng.random((int(n_splits), other.size))
-        choice = other[np.argpartition(keys, k - 1, axis=1)[:, :k]]
+        choice = other[_smallest_keys(seed, int(n_splits), other.size, k)]
     neg = flat[choice]
     return _auc_vs_negative_splits(pos, neg, step)
 
