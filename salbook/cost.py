@@ -44,6 +44,7 @@ __all__ = [
     "state_dict_bytes",
     "peak_activation_memory",
     "latency",
+    "operator_profile",
     "throughput",
     "train_step_seconds",
     "peak_training_memory",
@@ -430,6 +431,41 @@ def latency(
         batch=int(batch),
         input_shape=shape,
     )
+
+
+def operator_profile(
+    model: nn.Module,
+    input_size: InputSize,
+    batch: int = 1,
+    runs: int = 3,
+    threads: int | None = 1,
+) -> "pd.DataFrame":  # noqa: F821
+    """Where a CPU forward pass spends its time, per operator (``torch.profiler``).
+
+    One untimed pass, then ``runs`` profiled passes on a random input, in eval mode under
+    ``torch.inference_mode`` with ``threads`` intra-op threads. Returns one row per ATen operator
+    with its *self* time (children excluded, so the rows add up to the total): ``operator``,
+    ``self_ms`` (per pass), ``calls`` (per pass) and ``share`` (of the summed self time), most
+    expensive first.
+    """
+    import pandas as pd
+    from torch.profiler import ProfilerActivity, profile
+
+    if int(runs) < 1:
+        raise ValueError(f"runs must be >= 1, got {runs!r}")
+    shape = _input_shape(input_size, batch)
+    with _threads(threads), _prepared(model, torch.device("cpu")) as run, torch.inference_mode():
+        x = torch.rand(shape)
+        run(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(int(runs)):
+                run(x)
+    rows = [{"operator": e.key, "self_ms": e.self_cpu_time_total / 1e3 / int(runs), "calls": e.count // int(runs)}
+            for e in prof.key_averages()]
+    df = pd.DataFrame(rows, columns=["operator", "self_ms", "calls"])
+    df = df[df.self_ms > 0].sort_values("self_ms", ascending=False).reset_index(drop=True)
+    df["share"] = df.self_ms / df.self_ms.sum()
+    return df
 
 
 def train_step_seconds(

@@ -38,22 +38,40 @@ __all__ = [
     "fold_batchnorm",
     "prepare_for_inference",
     "jit_freeze",
+    "eval_copy",
     "export_onnx",
     "OnnxRunner",
     "onnx_max_abs_diff",
     "inference_paths",
     "speed_table",
     "INFERENCE_PATHS",
+    "ALL_INFERENCE_PATHS",
+    "compile_for_cpu",
     "DEFAULT_OPSET",
 ]
 
 #: ONNX opset used by :func:`export_onnx` (the dynamo-based exporter needs >= 18).
 DEFAULT_OPSET = 18
 
-#: The ways :func:`inference_paths` can run a model.
+#: The ways :func:`inference_paths` can run a model by default.
 INFERENCE_PATHS = ("eager", "folded", "channels_last", "jit", "onnxruntime")
 
+#: Every path :func:`inference_paths` knows: the defaults plus ``compiled`` (:func:`compile_for_cpu`),
+#: which is asked for by name because compiling takes tens of seconds per model on a small CPU.
+ALL_INFERENCE_PATHS = (*INFERENCE_PATHS, "compiled")
+
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def eval_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every submodule in eval mode.
+
+    ``copy.deepcopy`` alone does not keep the mode: a ``torch.fx.GraphModule`` — what
+    ``create_feature_extractor`` returns, so every backbone of this book — is rebuilt by its
+    ``__deepcopy__`` with all its modules back in training mode, whatever the original's mode
+    was. Batch norm then normalises with the batch's statistics (tested).
+    """
+    return copy.deepcopy(model).eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +200,7 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e-
 
     Returns the new model and the ``(conv, bn)`` names folded.
     """
-    base = copy.deepcopy(model).eval()
+    base = eval_copy(model)
     with torch.no_grad():
         ref = _first(base(example)).float()
     tol = rtol * max(1.0, float(ref.abs().max()))
@@ -193,12 +211,13 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, *, rtol: float = 1e-
         and _after_bn(base.get_submodule(b)) is not None
     ]
     for keep in (lambda conv: True, _standard_conv):
-        net = copy.deepcopy(base)
+        net = eval_copy(base)
         chosen = [(c, b) for c, b in pairs if keep(net.get_submodule(c))]
         for conv_name, bn_name in chosen:
             bn = net.get_submodule(bn_name)
             _fold_into(net.get_submodule(conv_name), bn)
             _replace(net, bn_name, _after_bn(bn))
+        net.eval()  # the replacements are new modules, built in training mode
         with torch.no_grad():
             diff = float((_first(net(example)).float() - ref).abs().max())
         if diff <= tol:
@@ -467,6 +486,61 @@ class _Callable(nn.Module):
         return self
 
 
+class CompiledForCPU(nn.Module):
+    """A model compiled by TorchInductor with *freezing* on (see :func:`compile_for_cpu`).
+
+    Freezing treats the weights as constants, so Inductor folds batch norm, pre-packs the
+    convolution weights for oneDNN and fuses the element-wise operations that follow (PReLU, the
+    adds and up-samplings of an octave convolution) into generated C++ loops. Every call runs under
+    the same Inductor settings, so an input of a new shape is compiled the same way (once more).
+    """
+
+    #: Dynamo keeps compiled graphs per Python code object, and every model compiled here runs through
+    #: the same ``forward``: past its default limit (8) a further model would silently run eager.
+    RECOMPILE_LIMIT = 256
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self._compiled = [torch.compile(inner, backend="inductor", dynamic=False)]
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch._dynamo import config as dynamo_config
+        from torch._inductor import config as inductor_config
+
+        limits = {k: self.RECOMPILE_LIMIT for k in ("recompile_limit", "accumulated_recompile_limit")
+                  if hasattr(dynamo_config, k)}
+        # One graph per model: inputs made under torch.inference_mode carry other dispatch keys, which
+        # would compile a second graph, so they are copied out of it first (~0.1 ms for an image).
+        with torch.inference_mode(False), torch.no_grad(), inductor_config.patch(freezing=True), \
+                dynamo_config.patch(**limits):
+            if x.is_inference():
+                x = x.clone()
+            return self._compiled[0](x)
+
+    def __deepcopy__(self, memo: dict) -> "CompiledForCPU":  # compiled code cannot be copied; share it
+        return self
+
+
+def compile_for_cpu(model: nn.Module, example: torch.Tensor) -> CompiledForCPU:
+    """``torch.compile`` (Inductor, freezing on) of the folded, channels-last copy of ``model``,
+    compiled now on ``example`` (so the first timed call does not pay for it).
+
+    Needs a C++ compiler (Inductor writes and builds C++ kernels for the CPU); takes tens of seconds
+    per network on a 2-core machine, cached by Inductor afterwards. Raises ``RuntimeError`` naming
+    the missing compiler when there is none.
+    """
+    import shutil
+
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise RuntimeError("torch.compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; install "
+                           "one (e.g. `apt install g++`) or leave 'compiled' out of the paths")
+    net = CompiledForCPU(prepare_for_inference(model, channels_last=True, example=example))
+    with torch.no_grad():
+        net(example)
+    return net
+
+
 def inference_paths(
     model: nn.Module,
     example: torch.Tensor,
@@ -481,7 +555,8 @@ def inference_paths(
 
     Paths: ``eager`` (the model in eval mode), ``folded`` (:func:`prepare_for_inference`),
     ``channels_last`` (folded + NHWC), ``jit`` (:func:`jit_freeze` of the folded model),
-    ``onnxruntime`` (:func:`export_onnx` + :class:`OnnxRunner` with that many threads). Each is
+    ``onnxruntime`` (:func:`export_onnx` + :class:`OnnxRunner` with that many threads) and, only
+    when named, ``compiled`` (:func:`compile_for_cpu`: Inductor with freezing). Each is
     timed by :func:`salbook.cost.latency` (random input of ``example``'s shape, ``warmup`` untimed
     then ``runs`` timed passes, torch threads pinned to the row's count).
 
@@ -493,9 +568,9 @@ def inference_paths(
 
     from .cost import latency
 
-    unknown = [p for p in paths if p not in INFERENCE_PATHS]
+    unknown = [p for p in paths if p not in ALL_INFERENCE_PATHS]
     if unknown:
-        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(INFERENCE_PATHS)}")
+        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(ALL_INFERENCE_PATHS)}")
     if not threads:
         raise ValueError("threads must list at least one thread count, e.g. (1, 2)")
     x = example.detach().cpu()
@@ -513,6 +588,8 @@ def inference_paths(
                 built[p] = prepare_for_inference(eager, channels_last=True, example=x)
             elif p == "jit":
                 built[p] = _Callable(jit_freeze(prepare_for_inference(eager, example=x), x))
+            elif p == "compiled":
+                built[p] = compile_for_cpu(eager, x)
             elif p == "onnxruntime":
                 if onnx_path is None:
                     tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-")))
@@ -559,7 +636,7 @@ def speed_table(
 
     Args:
         nets: name -> model (not changed: every path works on a copy).
-        paths: subset of :data:`INFERENCE_PATHS`; ``None`` = all of them.
+        paths: subset of :data:`ALL_INFERENCE_PATHS`; ``None`` = :data:`INFERENCE_PATHS`.
         prepare: optional ``callable(model) -> model | None`` run before the paths, e.g. CSNet's
             :func:`~salbook.models.csnet.fuse_for_inference`. When it returns a model, the paths run
             on that model, an extra row with path ``"as built"`` times the original in eval mode, and
@@ -581,7 +658,7 @@ def speed_table(
     from .cost import flops
 
     chosen = tuple(INFERENCE_PATHS if paths is None else paths)
-    unknown = [p for p in chosen if p not in INFERENCE_PATHS]
+    unknown = [p for p in chosen if p not in ALL_INFERENCE_PATHS]
     if unknown:
         raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(INFERENCE_PATHS)}")
     if not nets:

@@ -179,3 +179,17 @@ def test_train_step_seconds_times_a_full_step_and_updates_the_model():
     assert any(not torch.equal(a, b) for a, b in zip(before, built[-1].parameters()))  # the steps really trained
     with pytest.raises(ValueError, match="repeats"):
         train_step_seconds(build, lambda o, b: o.sum(), lambda ps: torch.optim.SGD(ps, lr=0.1), batch, repeats=0)
+
+
+def test_operator_profile_lists_the_convolution_and_adds_up():
+    from salbook.cost import operator_profile
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8), nn.Conv2d(8, 1, 1))
+    df = operator_profile(net, (16, 16), runs=2)
+    assert list(df.columns) == ["operator", "self_ms", "calls", "share"]
+    assert df.share.sum() == pytest.approx(1.0)
+    assert df.self_ms.is_monotonic_decreasing and (df.self_ms > 0).all()
+    assert df.operator.str.contains("conv").any() and df.operator.str.contains("prelu").any()
+    assert net.training  # the caller's model keeps its mode
+    with pytest.raises(ValueError, match="runs"):
+        operator_profile(net, (16, 16), runs=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
@@ -11,6 +13,8 @@ from salbook import models
 from salbook.inference import (
     INFERENCE_PATHS,
     OnnxRunner,
+    compile_for_cpu,
+    eval_copy,
     export_onnx,
     fold_batchnorm,
     inference_paths,
@@ -72,6 +76,24 @@ def test_fold_batchnorm_folds_only_safe_pairs_and_keeps_outputs():
     with torch.no_grad():
         torch.testing.assert_close(folded(x), net(x), atol=1e-5, rtol=0)
     assert isinstance(net.bn, nn.BatchNorm2d)  # the original is untouched
+
+
+def test_eval_copy_keeps_a_feature_extractor_in_eval_mode():
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    torch.manual_seed(0)
+    body = _randomise_bn(create_feature_extractor(
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), {"2": "out"})).eval()
+    x = torch.rand(2, 3, 8, 8)
+    import copy
+
+    assert copy.deepcopy(body).training  # the fx rebuild this helper exists for
+    clone = eval_copy(body)
+    assert not any(m.training for m in clone.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(clone(x)["out"], body(x)["out"])
+    folded, pairs = fold_batchnorm(body, x)
+    assert pairs and not any(m.training for m in folded.modules())
 
 
 @pytest.mark.parametrize("name", ["compact", "fastsal_c"])
@@ -162,6 +184,28 @@ def test_export_onnx_failure_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError, match="ONNX export"):
         export_onnx(Unexportable(), torch.rand(1, 3, 4, 4), target)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+                    reason="torch.compile on the CPU needs a C++ compiler, and this machine has none")
+def test_compiled_path_matches_eager():
+    net = _randomise_bn(_Net())
+    x = torch.rand(1, 3, 16, 16)
+    df = inference_paths(net, x, threads=(1,), paths=("eager", "compiled"), warmup=1, runs=2)
+    assert list(df.path) == ["eager", "compiled"]
+    assert df.max_abs_diff.iloc[1] <= 1e-4 and df.median_ms.iloc[1] > 0
+    from torch._dynamo.utils import counters
+
+    compiled = compile_for_cpu(net, x)
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():  # how salbook.cost.latency calls it: no second graph for this mode
+        torch.testing.assert_close(compiled(x), net.eval()(x), atol=1e-4, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), net.eval()(x), atol=1e-4, rtol=0)
+    assert counters["stats"]["unique_graphs"] == graphs
+    with torch.no_grad():
+        assert compiled(torch.rand(2, 3, 16, 16)).shape[0] == 2  # a new shape compiles again
 
 
 def test_onnx_runner_missing_file(tmp_path):
