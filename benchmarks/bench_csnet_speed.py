@@ -7,7 +7,8 @@ Usage (under the heavy-job lock, so nothing else competes for the cores)::
 Times CSNet ×1, CSNet-L ×1 (the released learned widths), CSNet ×1 with split 1/0 (no low
 scale: the same convolutions without octave exchange) and a plain 3 × 3 convolution network of
 the same convolution MACs, each as built and in its fast forms (BN and ×100 folded, branch
-convolutions fused per resolution level, channels-last, TorchScript, ONNX Runtime), and prints
+convolutions fused per resolution level, channels-last, TorchScript, ONNX Runtime, TorchInductor
+with freezing), and prints
 milliseconds and milliseconds per GMAC. Weights are random with BN statistics set from one batch
 of random images (a fresh CSNet would otherwise compute with inf/NaN in eval mode); latency does
 not depend on the weights' values. Target: CSNet ×1 ≤ 50 ms on one thread.
@@ -31,6 +32,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--paths", nargs="+", default=["eager", "channels_last", "jit", "onnxruntime", "compiled"],
+                        help="salbook.inference paths run on the fused network ('compiled' needs a C++ compiler)")
     args = parser.parse_args()
     torch.manual_seed(0)
     size = (args.size, args.size)
@@ -40,7 +43,7 @@ def main() -> None:
     calib = torch.rand(4, 3, *size)
     for net in nets.values():
         C.init_bn_statistics(net, calib)
-    table = speed_table(nets, size, threads=tuple(args.threads), paths=("eager", "channels_last", "jit", "onnxruntime"),
+    table = speed_table(nets, size, threads=tuple(args.threads), paths=tuple(args.paths),
                         runs=args.runs, warmup=args.warmup,
                         prepare=lambda net: C.fuse_for_inference(net) if isinstance(net, C.CSNet) else None)
     print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "

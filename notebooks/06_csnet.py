@@ -53,10 +53,10 @@ S = pick(
                fast_paths=("eager", "channels_last", "onnxruntime"), spread_images=4,
                thresholds=(1e-3, 1e-2, 5e-2, 0.1, 0.3)),
     book=dict(count_size=(224, 224), speed_models=None, wds=(5e-3, 2e-2), widths=(1.0, 2.0), latency_size=(224, 224), latency_runs=10,
-              latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime"), spread_images=32,
+              latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime", "compiled"), spread_images=32,
               thresholds=(1e-3, 1e-2, 5e-2, 0.1, 0.3)),
     paper=dict(count_size=(224, 224), speed_models=None, wds=(1e-3, 5e-3, 2e-2, 5e-2), widths=(1.0, 1.2, 1.5, 1.8, 2.0), latency_size=(224, 224),
-               latency_runs=30, latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime"),
+               latency_runs=30, latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime", "compiled"),
                spread_images=64, thresholds=(1e-20, 1e-3, 1e-2, 5e-2, 0.1)),
 )
 DEVICE = resolve_device(device)
@@ -74,7 +74,7 @@ import torch
 from IPython.display import Markdown, display
 
 from salbook import plots
-from salbook.cost import count_params, flops
+from salbook.cost import count_params, flops, operator_profile
 from salbook.data import load_split
 from salbook.evaluation import evaluate_sod
 from salbook.inference import speed_table
@@ -557,7 +557,10 @@ plt.show()
 # (`C.plain_convnet_matching`), to see the cost *per FLOP*. Then the fast forms:
 # `C.fuse_for_inference` folds BN and the × 100 into the weights and merges each gOctConv's branch
 # convolutions into one per resolution level, and `salbook.inference` runs the result channels-last,
-# as frozen TorchScript and in ONNX Runtime.
+# as frozen TorchScript, in ONNX Runtime and compiled by TorchInductor (`torch.compile` with freezing:
+# weights as constants, convolutions pre-packed for oneDNN, the element-wise work after them fused into
+# generated C++ loops; `salbook.inference.compile_for_cpu`, a C++ compiler needed, tens of seconds to
+# compile per network; not in the smoke profile).
 
 # %%
 size = S["latency_size"]
@@ -606,8 +609,8 @@ display(Markdown(f"**Target — CSNet ×1 ≤ 50 ms at 224 × 224, batch 1, one 
 
 # %% [markdown]
 # *Table 6.8: median latency of one image, per network and way of running it (`salbook.inference.speed_table`;
-# `as built` = the CSNet as trained; `fused` = `fuse_for_inference`; `+channels_last`, `+jit`, `+onnxruntime` =
-# the `salbook.inference` paths on the fused network; the plain network's rows name the paths on it directly),
+# `as built` = the CSNet as trained; `fused` = `fuse_for_inference`; `+channels_last`, `+jit`, `+onnxruntime`,
+# `+compiled` = the `salbook.inference` paths on the fused network; the plain network's rows name the paths on it directly),
 # and milliseconds per convolution GMAC. The paper: 135.9 ms (CSNet ×1) and 95.3 ms (CSNet-L ×1) on one i7-8700K core.*
 #
 # On one thread CSNet ×1 takes {glue:text}`x1_eager_ms:.1f` ms as built and
@@ -618,7 +621,25 @@ display(Markdown(f"**Target — CSNet ×1 ≤ 50 ms at 224 × 224, batch 1, one 
 # tensors, pooling and interpolation between scales, and an unfused chain of BN and PReLU after every
 # convolution — exactly the gap between FLOPs and run-time the paper's Table 5 mentions. Fusing removes
 # the BN arithmetic and half of the gOctConv convolution calls; ONNX Runtime removes the per-operator
-# overhead of eager PyTorch.
+# overhead of eager PyTorch. Where the fused network's eager time goes is measured below.
+
+# %%
+ops = operator_profile(C.fuse_for_inference(speed_nets["CSNet ×1"]), size, runs=3, threads=1)
+conv_share = float(ops[ops.operator.str.contains("conv")].share.sum())
+elementwise = ("prelu", "upsample", "aten::add", "pool", "aten::cat")
+between_share = float(ops[ops.operator.str.contains("|".join(elementwise))].share.sum())
+glue("prof_conv_share", 100 * conv_share)
+glue("prof_between_share", 100 * between_share)
+record("csnet.latency.profile_conv_share", conv_share, tol=0.15, note="fused CSNet x1, eager, one thread")
+ops.head(10)
+
+# %% [markdown]
+# *Table 6.9: the operators of one eager forward pass of the fused CSNet ×1 (one thread, batch 1), by
+# self time (`torch.profiler`, mean of 3 passes).* Convolutions take {glue:text}`prof_conv_share:.0f} % of
+# the time; the element-wise and resampling operators between them (PReLU, bilinear up-sampling, the
+# additions of the octave branches, pooling, concatenation) take {glue:text}`prof_between_share:.0f} %. Each
+# of those reads and writes a whole feature map for a handful of FLOPs. That is the work TorchInductor fuses
+# into generated loops, which is why the compiled path gains most on this network.
 #
 # ## 6.9 What differs from the paper
 
