@@ -76,7 +76,7 @@ from IPython.display import Markdown, display
 
 from salbook import models
 from salbook.baselines import CenterBias
-from salbook.cost import count_params, flops
+from salbook.cost import count_params, flops, operator_profile
 from salbook.data import load_split
 from salbook.evaluation import paired_difference
 from salbook.inference import inference_paths
@@ -516,6 +516,47 @@ verdict.append(
     f"{'met' if reg[0] >= unreg[0] else 'not met'}.** Fastest within the interval: β > 0 {reg[0]:.2f}×, "
     f"β = 0 {unreg[0]:.2f}× (ratio {reg[0] / unreg[0]:.2f}).")
 display(Markdown("\n\n".join(verdict)))
+
+# %% [markdown]
+# Where does the time go that pruning does not remove? `salbook.cost.operator_profile` splits one eager
+# forward pass (one thread, batch 1) by operator for the unpruned model, the fastest model within the AUC
+# interval and the model with the fewest FLOPs.
+
+# %%
+fewest = fig2["relative_flops"].idxmin()
+profiled = dict.fromkeys(["unpruned", best_name or "unpruned", fewest])
+ops = pd.concat({n: operator_profile(small_models[n], eval_hw, runs=3, threads=1).set_index("operator")["self_ms"]
+                 for n in profiled}, axis=1).fillna(0.0)
+ops = ops.loc[ops["unpruned"].sort_values(ascending=False).index].head(8)
+ops.loc["total (all operators)"] = [operator_profile(small_models[n], eval_hw, runs=3, threads=1).self_ms.sum()
+                                    for n in profiled]
+kept = ops.drop(index="total (all operators)").div(ops.loc["total (all operators)"], axis=1)
+glue("prof_fewest", str(fewest))
+glue("prof_fewest_flops", 100 * float(fig2.loc[fewest, "relative_flops"]))
+glue("prof_total_ratio", float(ops.loc["total (all operators)", fewest] / ops.loc["total (all operators)", "unpruned"]))
+kernels = {"matmul": "aten::_slow_conv2d_forward", "onednn": "aten::mkldnn_convolution"}
+for label, op in kernels.items():
+    glue(f"prof_{label}_kept", 100 * float(ops.loc[op, fewest] / ops.loc[op, "unpruned"]) if op in ops.index else float("nan"))
+rest_total = {n: ops.loc["total (all operators)", n] - sum(ops.loc[op, n] for op in kernels.values() if op in ops.index)
+              for n in profiled}
+glue("prof_rest_kept", 100 * float(rest_total[fewest] / rest_total["unpruned"]))
+record("fisher.gaze.profile_time_ratio_fewest", float(ops.loc["total (all operators)", fewest]
+                                                      / ops.loc["total (all operators)", "unpruned"]),
+       tol=0.3, note="eager self time of the fewest-FLOPs model over the unpruned one")
+ops.round(2)
+
+# %% [markdown]
+# *Table 5.10: self time per forward pass (ms, eager PyTorch, one thread, {glue:text}`eval_hw`) of the
+# unpruned model's eight most expensive operators, and the sum over all operators, per model.* The model
+# with the fewest FLOPs, `{glue:text}`prof_fewest``, keeps {glue:text}`prof_fewest_flops:.0f} % of the FLOPs
+# and {glue:text}`prof_total_ratio:.2f` of the time. PyTorch runs the 1 × 1 convolutions (expansions,
+# projections, readout: `_slow_conv2d_forward`, a matrix product) and the others (the stem and the depthwise
+# 3 × 3 convolutions: `mkldnn_convolution`) through different kernels, so the table shows which work pruning
+# removed: the 1 × 1 convolutions keep {glue:text}`prof_matmul_kept:.0f} % of their time, the stem and
+# depthwise convolutions (memory-bound at batch 1, and the stem is not prunable here)
+# {glue:text}`prof_onednn_kept:.0f} %, and everything else — batch norm, the fills, allocations and copies
+# of a batch-1 forward pass — {glue:text}`prof_rest_kept:.0f} %. The parts that shrink least are the
+# floor under the time that the FLOP count does not show.
 
 # %% [markdown]
 # The paper reports a speed-up of about 10× at equal AUC for DenseGaze over DeepGaze II on a CPU, and up to
