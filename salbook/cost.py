@@ -433,6 +433,29 @@ def latency(
     )
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send the process's file descriptor 2 to /dev/null for the block: the profiler's C++ side
+    (Kineto) prints start/stop and "no GPU" lines there, which a notebook would show as errors."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (an embedded interpreter): leave it
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def operator_profile(
     model: nn.Module,
     input_size: InputSize,
@@ -457,7 +480,7 @@ def operator_profile(
     with _threads(threads), _prepared(model, torch.device("cpu")) as run, torch.inference_mode():
         x = torch.rand(shape)
         run(x)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(int(runs)):
                 run(x)
     rows = [{"operator": e.key, "self_ms": e.self_cpu_time_total / 1e3 / int(runs), "calls": e.count // int(runs)}

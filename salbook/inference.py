@@ -535,9 +535,18 @@ def compile_for_cpu(model: nn.Module, example: torch.Tensor) -> CompiledForCPU:
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise RuntimeError("torch.compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; install "
                            "one (e.g. `apt install g++`) or leave 'compiled' out of the paths")
+    import logging
+
     net = CompiledForCPU(prepare_for_inference(model, channels_last=True, example=example))
-    with torch.no_grad():
-        net(example)
+    # Inductor's C++ build looks for CUDA first and logs a warning on a CPU-only machine; not news here.
+    ext_log = logging.getLogger("torch.utils.cpp_extension")
+    level = ext_log.level
+    ext_log.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad():
+            net(example)
+    finally:
+        ext_log.setLevel(level)
     return net
 
 
