@@ -548,14 +548,14 @@ ops.round(2)
 # %% [markdown]
 # *Table 5.10: self time per forward pass (ms, eager PyTorch, one thread, {glue:text}`eval_hw`) of the
 # unpruned model's eight most expensive operators, and the sum over all operators, per model.* The model
-# with the fewest FLOPs, `{glue:text}`prof_fewest``, keeps {glue:text}`prof_fewest_flops:.0f} % of the FLOPs
+# with the fewest FLOPs, {glue:text}`prof_fewest`, keeps {glue:text}`prof_fewest_flops:.0f` % of the FLOPs
 # and {glue:text}`prof_total_ratio:.2f` of the time. PyTorch runs the 1 × 1 convolutions (expansions,
 # projections, readout: `_slow_conv2d_forward`, a matrix product) and the others (the stem and the depthwise
 # 3 × 3 convolutions: `mkldnn_convolution`) through different kernels, so the table shows which work pruning
-# removed: the 1 × 1 convolutions keep {glue:text}`prof_matmul_kept:.0f} % of their time, the stem and
+# removed: the 1 × 1 convolutions keep {glue:text}`prof_matmul_kept:.0f` % of their time, the stem and
 # depthwise convolutions (memory-bound at batch 1, and the stem is not prunable here)
-# {glue:text}`prof_onednn_kept:.0f} %, and everything else — batch norm, the fills, allocations and copies
-# of a batch-1 forward pass — {glue:text}`prof_rest_kept:.0f} %. The parts that shrink least are the
+# {glue:text}`prof_onednn_kept:.0f` %, and everything else — batch norm, the fills, allocations and copies
+# of a batch-1 forward pass — {glue:text}`prof_rest_kept:.0f` %. The parts that shrink least are the
 # floor under the time that the FLOP count does not show.
 
 # %% [markdown]

@@ -635,9 +635,9 @@ ops.head(10)
 
 # %% [markdown]
 # *Table 6.9: the operators of one eager forward pass of the fused CSNet ×1 (one thread, batch 1), by
-# self time (`torch.profiler`, mean of 3 passes).* Convolutions take {glue:text}`prof_conv_share:.0f} % of
+# self time (`torch.profiler`, mean of 3 passes).* Convolutions take {glue:text}`prof_conv_share:.0f` % of
 # the time; the element-wise and resampling operators between them (PReLU, bilinear up-sampling, the
-# additions of the octave branches, pooling, concatenation) take {glue:text}`prof_between_share:.0f} %. Each
+# additions of the octave branches, pooling, concatenation) take {glue:text}`prof_between_share:.0f` %. Each
 # of those reads and writes a whole feature map for a handful of FLOPs. That is the work TorchInductor fuses
 # into generated loops, which is why the compiled path gains most on this network.
 #
