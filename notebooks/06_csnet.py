@@ -53,7 +53,7 @@ S = pick(
                fast_paths=("eager", "channels_last", "onnxruntime"), spread_images=4,
                thresholds=(1e-3, 1e-2, 5e-2, 0.1, 0.3)),
     book=dict(count_size=(224, 224), speed_models=None, wds=(5e-3, 2e-2), widths=(1.0, 2.0), latency_size=(224, 224), latency_runs=10,
-              latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime", "compiled"), spread_images=32,
+              latency_threads=(1, 2), fast_paths=("eager", "channels_last", "onnxruntime", "compiled"), spread_images=32,
               thresholds=(1e-3, 1e-2, 5e-2, 0.1, 0.3)),
     paper=dict(count_size=(224, 224), speed_models=None, wds=(1e-3, 5e-3, 2e-2, 5e-2), widths=(1.0, 1.2, 1.5, 1.8, 2.0), latency_size=(224, 224),
                latency_runs=30, latency_threads=(1, 2), fast_paths=("eager", "channels_last", "jit", "onnxruntime", "compiled"),
@@ -560,7 +560,9 @@ plt.show()
 # as frozen TorchScript, in ONNX Runtime and compiled by TorchInductor (`torch.compile` with freezing:
 # weights as constants, convolutions pre-packed for oneDNN, the element-wise work after them fused into
 # generated C++ loops; `salbook.inference.compile_for_cpu`, a C++ compiler needed, tens of seconds to
-# compile per network; not in the smoke profile).
+# compile per network; not in the smoke profile). TorchScript (`+jit`, deprecated, and never the fastest
+# form here) runs in the `paper` profile and in `benchmarks/bench_csnet_speed.py` only, to keep this
+# chapter within its time budget.
 
 # %%
 size = S["latency_size"]
@@ -609,8 +611,8 @@ display(Markdown(f"**Target — CSNet ×1 ≤ 50 ms at 224 × 224, batch 1, one 
 
 # %% [markdown]
 # *Table 6.8: median latency of one image, per network and way of running it (`salbook.inference.speed_table`;
-# `as built` = the CSNet as trained; `fused` = `fuse_for_inference`; `+channels_last`, `+jit`, `+onnxruntime`,
-# `+compiled` = the `salbook.inference` paths on the fused network; the plain network's rows name the paths on it directly),
+# `as built` = the CSNet as trained; `fused` = `fuse_for_inference`; `+channels_last`, `+jit` (paper profile),
+# `+onnxruntime`, `+compiled` = the `salbook.inference` paths on the fused network; the plain network's rows name the paths on it directly),
 # and milliseconds per convolution GMAC. The paper: 135.9 ms (CSNet ×1) and 95.3 ms (CSNet-L ×1) on one i7-8700K core.*
 #
 # On one thread CSNet ×1 takes {glue:text}`x1_eager_ms:.1f` ms as built and
