@@ -247,7 +247,7 @@ _PROBE_SIZES = ((96, 96), (64, 64), (192, 256), (224, 224), (240, 320))
 def _default_example(model: nn.Module) -> torch.Tensor:
     """A random ``1 × 3 × H × W`` batch the model accepts (the first of :data:`_PROBE_SIZES`)."""
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
-    net = copy.deepcopy(model).eval()
+    net = eval_copy(model)
     for h, w in _PROBE_SIZES:
         x = torch.rand(1, 3, h, w, device=device)
         try:
@@ -287,7 +287,7 @@ def prepare_for_inference(
     if fold_bn:
         net, _ = fold_batchnorm(model, example)
     else:
-        net = copy.deepcopy(model).eval()
+        net = eval_copy(model)
     for p in net.parameters():
         p.requires_grad_(False)
     if channels_last:
@@ -304,7 +304,7 @@ def jit_freeze(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModul
     (including conv + batch norm). TorchScript is deprecated in recent PyTorch, kept here as one
     of the measured paths.
     """
-    net = copy.deepcopy(model).eval()
+    net = eval_copy(model)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(net, example, check_trace=False)
@@ -351,7 +351,7 @@ def export_onnx(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = copy.deepcopy(model).cpu().eval()
+    net = eval_copy(model).cpu()
     x = example.detach().cpu()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.onnx", dir=path.parent)
     os.close(fd)
@@ -453,7 +453,7 @@ def onnx_max_abs_diff(model: nn.Module, example: torch.Tensor, path: str | os.Pa
 
     The export goes to ``path`` if given (kept), else to a temporary file (deleted).
     """
-    net = copy.deepcopy(model).cpu().eval()
+    net = eval_copy(model).cpu()
     x = example.detach().cpu()
     with torch.no_grad():
         ref = _first(net(x)).float()
@@ -530,13 +530,12 @@ def compile_for_cpu(model: nn.Module, example: torch.Tensor) -> CompiledForCPU:
     per network on a 2-core machine, cached by Inductor afterwards. Raises ``RuntimeError`` naming
     the missing compiler when there is none.
     """
+    import logging
     import shutil
 
     if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise RuntimeError("torch.compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; install "
                            "one (e.g. `apt install g++`) or leave 'compiled' out of the paths")
-    import logging
-
     net = CompiledForCPU(prepare_for_inference(model, channels_last=True, example=example))
     # Inductor's C++ build looks for CUDA first and logs a warning on a CPU-only machine; not news here.
     ext_log = logging.getLogger("torch.utils.cpp_extension")
@@ -548,6 +547,12 @@ def compile_for_cpu(model: nn.Module, example: torch.Tensor) -> CompiledForCPU:
     finally:
         ext_log.setLevel(level)
     return net
+
+
+def _check_paths(paths: Sequence[str]) -> None:
+    unknown = [p for p in paths if p not in ALL_INFERENCE_PATHS]
+    if unknown:
+        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(ALL_INFERENCE_PATHS)}")
 
 
 def inference_paths(
@@ -577,13 +582,11 @@ def inference_paths(
 
     from .cost import latency
 
-    unknown = [p for p in paths if p not in ALL_INFERENCE_PATHS]
-    if unknown:
-        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(ALL_INFERENCE_PATHS)}")
+    _check_paths(paths)
     if not threads:
         raise ValueError("threads must list at least one thread count, e.g. (1, 2)")
     x = example.detach().cpu()
-    eager = copy.deepcopy(model).cpu().eval()
+    eager = eval_copy(model).cpu()
     with torch.no_grad():
         ref = _first(eager(x)).float()
     built: dict[str, nn.Module] = {}
@@ -667,15 +670,13 @@ def speed_table(
     from .cost import flops
 
     chosen = tuple(INFERENCE_PATHS if paths is None else paths)
-    unknown = [p for p in chosen if p not in ALL_INFERENCE_PATHS]
-    if unknown:
-        raise ValueError(f"unknown inference path(s) {unknown}; choose from {', '.join(INFERENCE_PATHS)}")
+    _check_paths(chosen)
     if not nets:
         raise ValueError("speed_table needs at least one {name: model} entry")
     threads = tuple(int(t) for t in threads)
     tables = []
     for name, net in nets.items():
-        net = copy.deepcopy(net).cpu().eval()
+        net = eval_copy(net).cpu()
         x = torch.rand(1, 3, *input_size)
         own = []
         target, offset = net, 0.0
