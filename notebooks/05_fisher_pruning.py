@@ -525,12 +525,10 @@ display(Markdown("\n\n".join(verdict)))
 # %%
 fewest = fig2["relative_flops"].idxmin()
 profiled = dict.fromkeys(["unpruned", best_name or "unpruned", fewest])
-ops = pd.concat({n: operator_profile(small_models[n], eval_hw, runs=3, threads=1).set_index("operator")["self_ms"]
-                 for n in profiled}, axis=1).fillna(0.0)
-ops = ops.loc[ops["unpruned"].sort_values(ascending=False).index].head(8)
-ops.loc["total (all operators)"] = [operator_profile(small_models[n], eval_hw, runs=3, threads=1).self_ms.sum()
-                                    for n in profiled]
-kept = ops.drop(index="total (all operators)").div(ops.loc["total (all operators)"], axis=1)
+per_op = pd.concat({n: operator_profile(small_models[n], eval_hw, runs=3, threads=1).set_index("operator")["self_ms"]
+                    for n in profiled}, axis=1).fillna(0.0)
+ops = per_op.loc[per_op["unpruned"].sort_values(ascending=False).index].head(8)
+ops.loc["total (all operators)"] = per_op.sum()
 glue("prof_fewest", str(fewest))
 glue("prof_fewest_flops", 100 * float(fig2.loc[fewest, "relative_flops"]))
 glue("prof_total_ratio", float(ops.loc["total (all operators)", fewest] / ops.loc["total (all operators)", "unpruned"]))
