@@ -570,7 +570,8 @@ def inference_paths(
     Paths: ``eager`` (the model in eval mode), ``folded`` (:func:`prepare_for_inference`),
     ``channels_last`` (folded + NHWC), ``jit`` (:func:`jit_freeze` of the folded model),
     ``onnxruntime`` (:func:`export_onnx` + :class:`OnnxRunner` with that many threads) and, only
-    when named, ``compiled`` (:func:`compile_for_cpu`: Inductor with freezing). Each is
+    when named, ``compiled`` (:func:`compile_for_cpu`: Inductor with freezing; Dynamo guards on
+    torch's thread count, so each thread count listed costs one compile). Each is
     timed by :func:`salbook.cost.latency` (random input of ``example``'s shape, ``warmup`` untimed
     then ``runs`` timed passes, torch threads pinned to the row's count).
 
@@ -580,7 +581,7 @@ def inference_paths(
     """
     import pandas as pd
 
-    from .cost import latency
+    from .cost import _threads, latency
 
     _check_paths(paths)
     if not threads:
@@ -601,7 +602,9 @@ def inference_paths(
             elif p == "jit":
                 built[p] = _Callable(jit_freeze(prepare_for_inference(eager, example=x), x))
             elif p == "compiled":
-                built[p] = compile_for_cpu(eager, x)
+                # Dynamo guards on torch's thread count: compile at the first count timed, not the ambient one
+                with _threads(int(threads[0])):
+                    built[p] = compile_for_cpu(eager, x)
             elif p == "onnxruntime":
                 if onnx_path is None:
                     tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-")))
@@ -612,7 +615,7 @@ def inference_paths(
         for t in threads:
             for p in paths:
                 net = OnnxRunner(onnx_path, threads=int(t)) if p == "onnxruntime" else built[p]
-                with torch.no_grad():
+                with torch.no_grad(), _threads(int(t)):  # at the timed count (a compiled graph is per count)
                     diff = float((_first(net(x)).float() - ref).abs().max())
                 lat = latency(net, shape[1:], batch=shape[0], device="cpu", warmup=warmup, runs=runs,
                               threads=int(t))

@@ -192,10 +192,19 @@ def test_export_onnx_failure_leaves_no_file(tmp_path):
 def test_compiled_path_matches_eager():
     net = _randomise_bn(_Net())
     x = torch.rand(1, 3, 16, 16)
-    df = inference_paths(net, x, threads=(1,), paths=("eager", "compiled"), warmup=1, runs=2)
+    from torch._dynamo.utils import counters
+
+    ambient = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        before = counters["stats"]["unique_graphs"]
+        df = inference_paths(net, x, threads=(1,), paths=("eager", "compiled"), warmup=1, runs=2)
+        # compiled, checked and timed at one thread: one graph (Dynamo guards on the thread count)
+        assert counters["stats"]["unique_graphs"] == before + 1
+    finally:
+        torch.set_num_threads(ambient)
     assert list(df.path) == ["eager", "compiled"]
     assert df.max_abs_diff.iloc[1] <= 1e-4 and df.median_ms.iloc[1] > 0
-    from torch._dynamo.utils import counters
 
     compiled = compile_for_cpu(net, x)
     graphs = counters["stats"]["unique_graphs"]
