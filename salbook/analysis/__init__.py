@@ -4,7 +4,9 @@
 * :mod:`salbook.analysis.probes` — closed-form linear readouts of frozen features;
 * :mod:`salbook.analysis.activations` — capturing activations, their across-image spread;
 * :mod:`salbook.analysis.failure_modes` — centre-dominated maps and spurious peaks per image;
-* :mod:`salbook.analysis.redundancy` — PCA of a layer's activations: how many dimensions it uses.
+* :mod:`salbook.analysis.redundancy` — PCA of a layer's activations: how many dimensions it uses;
+* :mod:`salbook.analysis.decay_balance` — a decay on BN scales under Adam, and the task's gradient
+  against the decay's per channel (imported on its own: it needs :mod:`salbook.pruning`).
 """
 
 from .activations import activation_spread, capture_activations
