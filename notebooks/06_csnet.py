@@ -689,8 +689,9 @@ speed = speed_table(speed_nets, size, threads=S["latency_threads"], paths=[p for
 if "compiled" in S["fast_paths"]:
     # each (network, thread count) compiles its own graph (about a minute cold): the targets' networks, one thread
     compiled_nets = {k: v for k, v in speed_nets.items() if S["compiled_models"] is None or k in S["compiled_models"]}
+    # the target's measurement: more runs and warm-up than the survey above (a pass is ~50 ms)
     compiled = speed_table(compiled_nets, size, threads=S["compiled_threads"], paths=("compiled",),
-                           runs=S["latency_runs"], warmup=2, prepare=fused)
+                           runs=max(S["latency_runs"], 30), warmup=5, prepare=fused)
     speed = pd.concat([speed, compiled[compiled.path == "compiled"]], ignore_index=True)
     order = {name: i for i, name in enumerate(speed_nets)}
     speed = speed.sort_values("model", key=lambda col: col.map(order), kind="stable").reset_index(drop=True)
