@@ -500,20 +500,22 @@ class CompiledForCPU(nn.Module):
     RECOMPILE_LIMIT = 256
 
     def __init__(self, inner: nn.Module) -> None:
+        from torch._dynamo import config as dynamo_config
+
         super().__init__()
         self._compiled = [torch.compile(inner, backend="inductor", dynamic=False)]
         self.inner = inner
+        self._limits = {k: self.RECOMPILE_LIMIT for k in ("recompile_limit", "accumulated_recompile_limit")
+                        if hasattr(dynamo_config, k)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from torch._dynamo import config as dynamo_config
         from torch._inductor import config as inductor_config
 
-        limits = {k: self.RECOMPILE_LIMIT for k in ("recompile_limit", "accumulated_recompile_limit")
-                  if hasattr(dynamo_config, k)}
         # One graph per model: inputs made under torch.inference_mode carry other dispatch keys, which
         # would compile a second graph, so they are copied out of it first (~0.1 ms for an image).
         with torch.inference_mode(False), torch.no_grad(), inductor_config.patch(freezing=True), \
-                dynamo_config.patch(**limits):
+                dynamo_config.patch(**self._limits):
             if x.is_inference():
                 x = x.clone()
             return self._compiled[0](x)
