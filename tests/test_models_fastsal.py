@@ -334,7 +334,8 @@ def test_registry():
                           ("salgan_generator", M.salgan_generator)]:
         assert models.get_builder(name) is builder
         assert models.family_of(name) == "fastsal"
-    assert models.list_models(family="fastsal") == ["fastsal_a", "fastsal_c", "salgan_generator"]
+    assert models.list_models(family="fastsal") == ["fastsal_a", "fastsal_a_lite0", "fastsal_c", "fastsal_c_lite0",
+                                                   "salgan_generator"]
     assert isinstance(models.create("fastsal_c", seed=0), M.FastSalC)
 
 
@@ -365,3 +366,62 @@ def test_salgan_shaped_on_mobilenet_v2_has_the_same_hint_widths():
     assert [h.shape[1] for h in hints] == [128, 256, 512, 512]
     with pytest.raises(ValueError, match="backbone must be"):
         models.create("salgan_shaped", backbone="vgg16")
+
+
+# --------------------------------------------------------------------------------------------
+# the EfficientNet-Lite0 variant (the book's pretrained stand-in for ImageNet MobileNetV2)
+# --------------------------------------------------------------------------------------------
+
+
+def test_lite0_variant_counts_blocks_and_pretrained_encoder():
+    """Counts by hand; the four blocks rebuilt from timm's Lite0 run block by block; its ImageNet weights."""
+    import timm
+
+    from salbook.models.backbones import efficientnet_lite0
+
+    net_c, net_a = M.fastsal_c_lite0(seed=0).eval(), M.fastsal_a_lite0(seed=0).eval()
+    lite0 = efficientnet_lite0().eval()  # the packaged ImageNet classifier
+    encoder = count_params(lite0) - count_params(lite0.classifier)
+    assert count_params(net_c.encoder) == encoder == 3_371_008
+    assert net_c.encoder.block_channels == M.LITE0_BLOCK_CHANNELS == (28, 20, 144, 592)
+    adapters_c = sum(_conv_params(c, w, 1) for c, w in zip(M.LITE0_BLOCK_CHANNELS, M.C_ADAPTER_WIDTHS))
+    assert count_params(net_c) == encoder + adapters_c + _conv_params(1408 // 4, 1, 3) == 3_761_121
+    adapters_a = sum(_conv_params(c, w, 1) for c, w in zip(M.LITE0_BLOCK_CHANNELS, M.A_ADAPTER_WIDTHS))
+    assert count_params(net_a) == encoder + adapters_a + 1_137_504 + 19 == 4_831_611
+    assert "ImageNet" in net_a.weights_source and "random init" in M.fastsal_a_lite0(weights=None, seed=0).weights_source
+    assert flops(net_a, (192, 256)).macs == 728_492_544  # a tenth of the teacher's 7.63 G is 0.763 G
+
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        y, outs = net_c.encoder.normalize(x), []
+        y = lite0.bn1(lite0.conv_stem(y))
+        for stage in lite0.blocks:
+            for block in stage:
+                y = block(y)
+                outs.append(y)
+        outs.append(lite0.bn2(lite0.conv_head(y)))
+        ps = F.pixel_shuffle
+        expected = [torch.cat([outs[0], ps(torch.cat(outs[1:3], 1), 2)], 1), ps(torch.cat(outs[3:5], 1), 2),
+                    ps(torch.cat(outs[5:11], 1), 2), ps(torch.cat(outs[11:17], 1), 2)]
+        blocks = net_c.encoder(net_c.encoder.normalize(x))
+        assert net_a(x).shape == (2, 1, 64, 96)
+    assert [tuple(b.shape[1:]) for b in blocks] == [(28, 32, 48), (20, 16, 24), (144, 8, 12), (592, 4, 6)]
+    for got, want in zip(blocks, expected):
+        torch.testing.assert_close(got, want)
+    assert isinstance(lite0, timm.models.efficientnet.EfficientNet)
+    with pytest.raises(ValueError, match="unknown FastSal encoder"):
+        M.MultiScaleEncoder(backbone="resnet50")
+
+
+def test_density_postprocess_reads_out_the_softmax():
+    """Shift-invariant (a softmax), equal to min-max-and-blur of exp(z); the sigmoid read-out is not shift-invariant."""
+    z = torch.randn(2, 1, 24, 32) * 3
+    d = M.fastsal_density_postprocess(z)
+    torch.testing.assert_close(d, M.fastsal_density_postprocess(z + 5.0), atol=1e-5, rtol=0)
+    e = torch.exp(z - z.amax(dim=(-2, -1), keepdim=True))
+    torch.testing.assert_close(d, M.fastsal_postprocess(torch.logit(e.clamp(1e-7, 1 - 1e-7))), atol=1e-4, rtol=0)
+    assert float((M.fastsal_postprocess(z) - M.fastsal_postprocess(z + 5.0)).abs().max()) > 0.05
+    assert d.shape == z.shape and float(d.min()) >= 0 and float(d.max()) <= 1
+    assert M.fastsal_density_postprocess(z[0, 0], size=(48, 64)).shape == (48, 64)
+    with pytest.raises(ValueError, match="… × h × w"):
+        M.fastsal_density_postprocess(torch.randn(5))

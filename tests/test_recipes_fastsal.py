@@ -51,6 +51,15 @@ def test_student_config_validation():
         R.student_config("fastsal_b")
     cfg = R.student_config("fastsal_a_pseudo", "book")
     assert cfg.mode == "pseudo" and cfg.pretrain is not None and cfg.as_dict()["recipe"].startswith("fastsal.student/")
+    lite0 = R.student_config("fastsal_a_lite0_pseudo", "book")
+    assert (lite0.model, lite0.optimizer, lite0.pretrain, lite0.encoder_lr_mult) == ("fastsal_a_lite0", "adam", None, 0.1)
+    with pytest.raises(ValueError, match="starts from the encoder of fastsal_c_lite0"):
+        lite0.replace(pretrain=cfg.pretrain)  # a MobileNetV2 hint encoder cannot seed a Lite0 student
+    assert lite0.replace(pretrain=cfg.pretrain.replace(model="fastsal_c_lite0")).pretrain.model == "fastsal_c_lite0"
+    with pytest.raises(ValueError, match="optimizer must be"):
+        R.StudentConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="hint pretraining trains"):
+        R.HintConfig(model="fastsal_a")
 
 
 def test_teacher_density_sums_to_one():
@@ -85,6 +94,11 @@ def test_tiny_distillation_end_to_end(tmp_path):
     assert {"loss_kl", "loss_bce", "loss_cos"} <= set(pseudo.history.columns)
     out = pseudo.model(torch.rand(1, 3, 64, 64))
     assert out.shape == (1, 1, 64, 64) and torch.isfinite(out).all()
+    # the Lite0 student with the teacher's optimiser: Adam, encoder at 0.1 × the rate, cosine decay per step
+    adam = R.train_student(R.StudentConfig(model="fastsal_a_lite0", mode="pseudo", n_unlabelled=4, data=data, epochs=2,
+                                           batch_size=4, optimizer="adam", lr=1e-3, encoder_lr_mult=0.1), **kw)
+    lr = list(adam.history["lr"])
+    assert "ImageNet" in adam.model.weights_source and lr[0] <= 1e-3 and lr[1] < lr[0]  # cosine decay per step
 
 
 def test_recipes_share_one_set_of_training_checks():

@@ -114,11 +114,14 @@ def pseudo_label_loss(logits: Tensor, density: Tensor, weights: tuple[float, flo
 
 @torch.no_grad()
 def teacher_maps(teacher: nn.Module, dataset: Any, *, batch_size: int = 16, device: str | torch.device = "cpu",
-                 to_map: Callable[[Tensor], Tensor] = torch.sigmoid, progress: bool | None = None) -> Tensor:
+                 to_map: Callable[[Tensor], Tensor] = torch.sigmoid, progress: bool | None = None,
+                 channels_last: bool = False) -> Tensor:
     """The teacher's output map for every image of ``dataset``: ``len × H × W`` float32 on the CPU.
 
     ``to_map`` turns the teacher's ``N × 1 × H × W`` output into maps (default: sigmoid of logits,
     a saliency map in (0, 1), eq. 2's target; pass a density function for pseudo-labels).
+    ``channels_last`` feeds the batches in channels-last memory format: the same maps to float
+    rounding (3·10⁻⁶ in the logits of the book's teacher), about 1.4× faster on this book's CPU.
     """
     from tqdm.auto import tqdm
 
@@ -132,7 +135,8 @@ def teacher_maps(teacher: nn.Module, dataset: Any, *, batch_size: int = 16, devi
     try:
         for start in tqdm(range(0, len(dataset), batch_size), desc="teacher maps", disable=not show):
             images = torch.stack([dataset[i]["image"] for i in range(start, min(start + batch_size, len(dataset)))])
-            maps = to_map(teacher(images.to(dev)).float())
+            images = images.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            maps = to_map(teacher(images).float())
             out.append(maps.reshape(maps.shape[0], *maps.shape[-2:]).cpu())
     finally:
         teacher.train(was_training)

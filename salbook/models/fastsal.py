@@ -106,7 +106,10 @@ keys are the official checkpoint's (``"0.weight"`` … ``"60.bias"``). Parameter
 convolutions 14,714,688 + decoder 17,072,321 = **31,787,009** (the FastSal paper's Table III says
 31.92 M).
 
-Builders (registered in :mod:`salbook.models`): ``fastsal_c``, ``fastsal_a``, ``salgan_generator``.
+Builders (registered in :mod:`salbook.models`): ``fastsal_c``, ``fastsal_a``, ``salgan_generator``, and
+``fastsal_c_lite0`` / ``fastsal_a_lite0``: the same decoders on EfficientNet-Lite0 with its packaged ImageNet
+weights (:data:`LITE0_TAPS`, grouped by the same rule), the book's stand-in for the ImageNet MobileNetV2
+that FastSal starts from and whose weights do not ship offline.
 """
 
 from __future__ import annotations
@@ -142,6 +145,10 @@ __all__ = [
     "SALGAN_CODE_LAYER",
     "SALGAN_HINT_CHANNELS",
     "CAFFE_BGR_MEAN",
+    "LITE0_TAPS",
+    "LITE0_BLOCK_GROUPS",
+    "LITE0_BLOCK_CHANNELS",
+    "ENCODERS",
     "MultiScaleEncoder",
     "FastSalC",
     "SharedInvertedBlock",
@@ -149,8 +156,11 @@ __all__ = [
     "SalGANGenerator",
     "opencv_blur_5x5",
     "fastsal_postprocess",
+    "fastsal_density_postprocess",
     "fastsal_c",
     "fastsal_a",
+    "fastsal_c_lite0",
+    "fastsal_a_lite0",
     "salgan_generator",
 ]
 
@@ -162,6 +172,22 @@ BLOCK_GROUPS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (4, 5, 6), tuple(range(7
 
 #: Channels of the four multi-scale blocks B1 … B4 (at H/2, H/4, H/8, H/16).
 BLOCK_CHANNELS: tuple[int, ...] = (28, 24, 136, 520)
+
+#: The EfficientNet-Lite0 variant's taps (timm ``tf_efficientnet_lite0`` node names), the same rule
+#: as MobileNetV2's: every block output after the stem, and the head (conv 1 × 1 → 1,280, BN, ReLU6).
+LITE0_TAPS: tuple[str, ...] = (
+    "blocks.0.0", "blocks.1.0", "blocks.1.1", "blocks.2.0", "blocks.2.1",
+    *(f"blocks.3.{i}" for i in range(3)), *(f"blocks.4.{i}" for i in range(3)),
+    *(f"blocks.5.{i}" for i in range(4)), "blocks.6.0", "bn2",
+)
+
+#: Lite0's taps grouped by resolution as :data:`BLOCK_GROUPS` groups MobileNetV2's (B1: 16 @ H/2 ⊕
+#: PS(2)(24 + 24 @ H/4); B2: PS(2)(40 + 40 @ H/8); B3: PS(2)(3 × 80 + 3 × 112 @ H/16); B4:
+#: PS(2)(4 × 192 + 320 + 1,280 @ H/32)).
+LITE0_BLOCK_GROUPS: tuple[tuple[int, ...], ...] = ((0, 1, 2), (3, 4), tuple(range(5, 11)), tuple(range(11, 17)))
+
+#: Channels of the Lite0 variant's four blocks (B1 is MobileNetV2's 28; B2 … B4 differ).
+LITE0_BLOCK_CHANNELS: tuple[int, ...] = (28, 20, 144, 592)
 
 #: Adapter widths of FastSal (C): the widths of the SalGAN teacher's hint activations.
 C_ADAPTER_WIDTHS: tuple[int, ...] = (128, 256, 512, 512)
@@ -204,43 +230,61 @@ def _check_images(x: Tensor, multiple: int, who: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: FastSal's encoders: backbone name → (taps, groups of tap indices per block, block channels).
+ENCODERS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, ...], ...], tuple[int, ...]]] = {
+    "mobilenet_v2": (MOBILENET_TAPS, tuple(tuple(i - 1 for i in g) for g in BLOCK_GROUPS), BLOCK_CHANNELS),
+    "efficientnet_lite0": (LITE0_TAPS, LITE0_BLOCK_GROUPS, LITE0_BLOCK_CHANNELS),
+}
+
+
 class MultiScaleEncoder(nn.Module):
-    """MobileNetV2 ``features[1…18]`` grouped into FastSal's four multi-scale blocks.
+    """A backbone's intermediate outputs grouped into FastSal's four multi-scale blocks.
 
     Args:
-        weights: ``None`` (random torchvision init) or a path to a local state dict of torchvision's
-            *full* ``mobilenet_v2`` (``features.*`` and ``classifier.*``), loaded strictly through
-            :func:`salbook.models.backbones.build_backbone`; nothing is downloaded.
+        weights: ``None`` (random init), a path to a local state dict of the *full* network
+            (torchvision's ``mobilenet_v2``; timm's ``tf_efficientnet_lite0``), loaded strictly
+            through :func:`salbook.models.backbones.build_backbone`, or ``"imagenet"`` for Lite0's
+            packaged ImageNet weights; nothing is downloaded.
+        backbone: ``"mobilenet_v2"`` (FastSal, :data:`MOBILENET_TAPS`) or ``"efficientnet_lite0"``
+            (the book's pretrained substitute, :data:`LITE0_TAPS`, grouped by the same rule).
 
     Attributes:
-        backbone: the :class:`~salbook.models.backbones.FeatureBackbone` (taps
-            :data:`MOBILENET_TAPS`; its ``normalize`` maps [0, 1] RGB to ImageNet statistics).
-        weights_source: where the MobileNetV2 weights came from.
+        backbone: the :class:`~salbook.models.backbones.FeatureBackbone`; its ``normalize`` maps
+            [0, 1] RGB to the statistics its weights expect.
+        block_channels: channels of the four blocks.
+        weights_source: where the weights came from.
 
     Shape:
         input ``N × 3 × H × W`` *normalised* images, H and W multiples of 32; output a list of four
-        maps ``N × 28 × H/2 × W/2``, ``N × 24 × H/4 × W/4``, ``N × 136 × H/8 × W/8``,
-        ``N × 520 × H/16 × W/16``.
+        maps at H/2, H/4, H/8, H/16 with :attr:`block_channels` channels (MobileNetV2: 28, 24, 136,
+        520; Lite0: 28, 20, 144, 592).
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None) -> None:
+    def __init__(self, weights: str | os.PathLike | None = None, backbone: str = "mobilenet_v2") -> None:
         super().__init__()
-        self.backbone: FeatureBackbone = build_backbone("mobilenet_v2", weights=weights, taps=list(MOBILENET_TAPS))
+        if backbone not in ENCODERS:
+            raise ValueError(f"unknown FastSal encoder {backbone!r}; choose one of {', '.join(ENCODERS)}")
+        self.taps, self.groups, self.block_channels = ENCODERS[backbone]
+        self.backbone: FeatureBackbone = build_backbone(backbone, weights=weights, taps=list(self.taps))
         self.shuffle = nn.PixelShuffle(2)
 
     @property
     def weights_source(self) -> str:
         return self.backbone.weights_source
 
+    def normalize(self, x: Tensor) -> Tensor:
+        """[0, 1] RGB to the backbone's input statistics."""
+        return self.backbone.normalize(x)
+
     def forward(self, x: Tensor) -> list[Tensor]:
         features = self.backbone(x)
 
         def cat(indices: Sequence[int]) -> Tensor:
-            return torch.cat([features[f"features.{i}"] for i in indices], dim=1)
+            return torch.cat([features[self.taps[i]] for i in indices], dim=1)
 
-        first, *shuffled = BLOCK_GROUPS[0]
+        first, *shuffled = self.groups[0]
         b1 = torch.cat([cat([first]), self.shuffle(cat(shuffled))], dim=1)
-        return [b1, *(self.shuffle(cat(indices)) for indices in BLOCK_GROUPS[1:])]
+        return [b1, *(self.shuffle(cat(indices)) for indices in self.groups[1:])]
 
 
 def _adapter(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -276,9 +320,12 @@ class FastSalC(nn.Module):
     """FastSal (C): MobileNetV2 multi-scale blocks, four adapters, concatenation at H/2, PS(2), 3 × 3 conv.
 
     Args:
-        weights: local torchvision MobileNetV2 state dict for the encoder, or ``None`` (random).
+        weights: local torchvision MobileNetV2 state dict for the encoder, or ``None`` (random);
+            with ``backbone="efficientnet_lite0"`` also ``"imagenet"`` (packaged weights).
         init: adapter / merger initialisation, ``"official"`` (N(0, 0.01²), what the public code
             does) or ``"he"`` (He-normal, what its checkpoint key names suggest); biases 0.
+        backbone: ``"mobilenet_v2"`` (FastSal) or ``"efficientnet_lite0"`` (see
+            :class:`MultiScaleEncoder`; the adapters take that encoder's block widths).
 
     Attributes:
         encoder: :class:`MultiScaleEncoder`.
@@ -292,10 +339,11 @@ class FastSalC(nn.Module):
         2,574,049 parameters.
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, init: InitName = "official") -> None:
+    def __init__(self, weights: str | os.PathLike | None = None, init: InitName = "official",
+                 backbone: str = "mobilenet_v2") -> None:
         super().__init__()
-        self.encoder = MultiScaleEncoder(weights)
-        self.adapters = nn.ModuleList(_adapter(c, w) for c, w in zip(BLOCK_CHANNELS, C_ADAPTER_WIDTHS))
+        self.encoder = MultiScaleEncoder(weights, backbone)
+        self.adapters = nn.ModuleList(_adapter(c, w) for c, w in zip(self.encoder.block_channels, C_ADAPTER_WIDTHS))
         self.merger = nn.Sequential(nn.PixelShuffle(2), nn.Conv2d(sum(C_ADAPTER_WIDTHS) // 4, 1, 3, padding=1))
         self.init = init
         self.reset_decoder(init)
@@ -326,7 +374,7 @@ class FastSalC(nn.Module):
             :meth:`SalGANGenerator.forward_with_hints` at the same input size.
         """
         _check_images(x, 32, type(self).__name__)
-        blocks = self.encoder(_normalize_imagenet(x))
+        blocks = self.encoder(self.encoder.normalize(x))
         return [adapter(block) for adapter, block in zip(self.adapters, blocks)]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -387,9 +435,10 @@ class FastSalA(nn.Module):
     """FastSal (A): MobileNetV2 multi-scale blocks, narrow adapters, an additive top-down path.
 
     Args:
-        weights: local torchvision MobileNetV2 state dict for the encoder, or ``None`` (random).
+        weights: as :class:`FastSalC`.
         init: initialisation of the adapters and the output convolution (as :class:`FastSalC`);
             the blocks always get their own (unambiguous) official init.
+        backbone: as :class:`FastSalC`.
 
     Attributes:
         encoder: :class:`MultiScaleEncoder` (same structure as :class:`FastSalC`'s, so a
@@ -405,10 +454,11 @@ class FastSalA(nn.Module):
         logits. 3,646,715 parameters.
     """
 
-    def __init__(self, weights: str | os.PathLike | None = None, init: InitName = "official") -> None:
+    def __init__(self, weights: str | os.PathLike | None = None, init: InitName = "official",
+                 backbone: str = "mobilenet_v2") -> None:
         super().__init__()
-        self.encoder = MultiScaleEncoder(weights)
-        self.adapters = nn.ModuleList(_adapter(c, w) for c, w in zip(BLOCK_CHANNELS, A_ADAPTER_WIDTHS))
+        self.encoder = MultiScaleEncoder(weights, backbone)
+        self.adapters = nn.ModuleList(_adapter(c, w) for c, w in zip(self.encoder.block_channels, A_ADAPTER_WIDTHS))
         self.blocks = nn.ModuleList(SharedInvertedBlock(w, expand_ratio=2) for w in A_ADAPTER_WIDTHS)
         self.shuffle = nn.PixelShuffle(2)
         self.output = nn.Conv2d(A_ADAPTER_WIDTHS[0] // 4, 1, 3, padding=1)
@@ -431,7 +481,7 @@ class FastSalA(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_images(x, 32, type(self).__name__)
-        blocks = self.encoder(_normalize_imagenet(x))
+        blocks = self.encoder(self.encoder.normalize(x))
         adapted = [adapter(block) for adapter, block in zip(self.adapters, blocks)]
         f = self.shuffle(self.blocks[3](adapted[3]))
         for level in (2, 1, 0):
@@ -593,10 +643,28 @@ def fastsal_postprocess(logits: Tensor, size: Sequence[int] | None = None) -> Te
     the first slightly changes every metric. For the exact official order, call this with
     ``size`` per image and score the results at that size (the harness then resizes nothing).
     """
-    p = torch.sigmoid(logits.detach().float())
+    return _finish_map(torch.sigmoid(logits.detach().float()), size, "fastsal_postprocess")
+
+
+def fastsal_density_postprocess(logits: Tensor, size: Sequence[int] | None = None) -> Tensor:
+    """:func:`fastsal_postprocess` with ``softmax`` over each map's pixels in place of the sigmoid.
+
+    The pseudo-label loss (:func:`salbook.distillation.pseudo_label_loss`) fits ``softmax(z)`` to the
+    teacher's density with its KL and cosine terms (0.7 of its weight) and ``σ(z)`` with its BCE
+    term: this reads out the first. Same shapes and output range as :func:`fastsal_postprocess`.
+    """
+    z = logits.detach().float()
+    if z.dim() < 2:
+        raise ValueError(f"fastsal_density_postprocess expects maps … × h × w, got shape {tuple(z.shape)}")
+    p = torch.softmax(z.flatten(-2), dim=-1).reshape(z.shape)
+    return _finish_map(p, size, "fastsal_density_postprocess")
+
+
+def _finish_map(p: Tensor, size: Sequence[int] | None, who: str) -> Tensor:
+    """Resize (optional), min-max and blur maps ``p`` (``… × h × w``, non-negative) as the official evaluation."""
     shape = p.shape
     if p.dim() < 2:
-        raise ValueError(f"fastsal_postprocess expects maps … × h × w, got shape {tuple(shape)}")
+        raise ValueError(f"{who} expects maps … × h × w, got shape {tuple(shape)}")
     p = p.reshape(-1, 1, *shape[-2:])
     if size is not None:
         size = (int(size[0]), int(size[1]))
@@ -653,6 +721,32 @@ def fastsal_a(weights: str | os.PathLike | None = None, init: InitName = "offici
     """
     with _seeded(seed):
         model = FastSalA(weights=weights, init=init)
+    _note_seed(model, weights, seed)
+    return model
+
+
+@register("fastsal_c_lite0")
+def fastsal_c_lite0(weights: str | os.PathLike | None = "imagenet", init: InitName = "official",
+                    seed: int | None = None) -> FastSalC:
+    """FastSal (C)'s decoder on EfficientNet-Lite0 (ImageNet weights by default: the book's pretrained
+    substitute for FastSal's ImageNet MobileNetV2, whose weights do not ship offline): 3,761,121 parameters
+    (0.706 GMACs at 192 × 256).
+
+    Arguments as :func:`fastsal_c`; ``weights`` is ``"imagenet"``, ``None`` or a local timm state dict.
+    """
+    with _seeded(seed):
+        model = FastSalC(weights=weights, init=init, backbone="efficientnet_lite0")
+    _note_seed(model, weights, seed)
+    return model
+
+
+@register("fastsal_a_lite0")
+def fastsal_a_lite0(weights: str | os.PathLike | None = "imagenet", init: InitName = "official",
+                    seed: int | None = None) -> FastSalA:
+    """FastSal (A)'s decoder on EfficientNet-Lite0 (ImageNet weights by default; see
+    :func:`fastsal_c_lite0`): 4,831,611 parameters (0.728 GMACs at 192 × 256)."""
+    with _seeded(seed):
+        model = FastSalA(weights=weights, init=init, backbone="efficientnet_lite0")
     _note_seed(model, weights, seed)
     return model
 
