@@ -440,21 +440,27 @@ for name, net in small_models.items():
     timing = inference_paths(net, torch.rand(1, 3, *eval_hw), threads=(1,), paths=("eager", "onnxruntime"),
                              runs=S["latency_runs"]).set_index("path")["median_ms"]
     lat_eager, lat_onnx = float(timing["eager"]), float(timing["onnxruntime"])
+    net8 = remove_pruned(masked, ex.cpu(), multiple=8)  # the same function, pruned widths rounded up to × 8
+    lat_onnx8 = float(inference_paths(net8, torch.rand(1, 3, *eval_hw), threads=(1,), paths=("onnxruntime",),
+                                      runs=S["latency_runs"]).set_index("path").loc["onnxruntime", "median_ms"])
     s = ev[name].summary
     rows2.append(dict(model=name, run="unpruned" if name == "unpruned" else run_of(name),
                       stage=0 if name == "unpruned" else int(name.rsplit("_s", 1)[1]),
                       relative_flops=cm.relative(alive_counts(masked)), params=count_params(net),
-                      onnx_ms=lat_onnx, eager_ms=lat_eager, **{m: s.loc[m, "mean"] for m in R.GAZE_METRICS},
+                      onnx_ms=lat_onnx, onnx8_ms=lat_onnx8, eager_ms=lat_eager,
+                      **{m: s.loc[m, "mean"] for m in R.GAZE_METRICS},
                       auc_low=s.loc["auc_judd", "ci_low"], auc_high=s.loc["auc_judd", "ci_high"]))
 fig2 = pd.DataFrame(rows2).set_index("model")
 fig2["speed-up (ONNX)"] = fig2.loc["unpruned", "onnx_ms"] / fig2["onnx_ms"]
+fig2["speed-up (ONNX, ×8)"] = fig2.loc["unpruned", "onnx8_ms"] / fig2["onnx8_ms"]
 fig2["speed-up (eager)"] = fig2.loc["unpruned", "eager_ms"] / fig2["eager_ms"]
 print(f"evaluation and timing: {time.perf_counter() - t0:.0f} s")
 fig2
 
 # %% [markdown]
 # *Table 5.9: every gaze model: pruning run and stage, FLOPs relative to the unpruned model (eq. 11),
-# parameters after removal, median CPU latency per image at batch 1 (ONNX Runtime and eager PyTorch, one
+# parameters after removal, median CPU latency per image at batch 1 (ONNX Runtime with every pruned map
+# removed, *onnx_ms*, and with pruned widths rounded up to multiples of 8, *onnx8_ms*, and eager PyTorch; one
 # thread, {glue:text}`eval_hw`), and the test scores; the AUC-Judd interval is the 95 % Student-t interval
 # over images.*
 
@@ -465,11 +471,11 @@ palette = dict(zip(["unpruned", *sorted(set(fig2["run"]) - {"unpruned"})], sns.c
 for ax, m, label in zip(axes, ("auc_judd", "nss", "sim", "log_likelihood"),
                         ("AUC-Judd", "NSS", "SIM", "log-likelihood (bits/fix)")):
     for run, d in fig2.groupby("run"):
-        ax.scatter(d["onnx_ms"], d[m], color=palette[run], label=run, s=30)
-        front = R.pareto_front(list(d["onnx_ms"]), list(d[m]))
+        ax.scatter(d["onnx8_ms"], d[m], color=palette[run], label=run, s=30)
+        front = R.pareto_front(list(d["onnx8_ms"]), list(d[m]))
         if len(front) > 1:
-            ax.plot(d["onnx_ms"].iloc[front], d[m].iloc[front], color=palette[run], lw=1.2)
-    ax.set(xlabel="CPU time per image (ms, ONNX Runtime)", ylabel=label, xscale="log")
+            ax.plot(d["onnx8_ms"].iloc[front], d[m].iloc[front], color=palette[run], lw=1.2)
+    ax.set(xlabel="CPU time per image (ms, ONNX Runtime, widths × 8)", ylabel=label, xscale="log")
 axes[0].axhspan(fig2.loc["unpruned", "auc_low"], fig2.loc["unpruned", "auc_high"], color="grey", alpha=0.15)
 axes[0].legend(fontsize=7)
 fig.suptitle("Figure 5.2: speed and accuracy of the pruned gaze models (lines: Pareto fronts per run)")
@@ -483,10 +489,13 @@ plt.show()
 # %%
 lo = fig2.loc["unpruned", "auc_low"]
 ok = fig2[(fig2.index != "unpruned") & (fig2["auc_judd"] >= lo)]
-best_name = ok["speed-up (ONNX)"].idxmax() if len(ok) else None
-best_speed = float(ok["speed-up (ONNX)"].max()) if len(ok) else 1.0
+HEAD = "speed-up (ONNX, ×8)"  # the deployment: ONNX Runtime on the removed network, widths rounded up to × 8
+best_name = ok[HEAD].idxmax() if len(ok) else None
+best_speed = float(ok[HEAD].max()) if len(ok) else 1.0
+best_plain = float(ok.loc[best_name, "speed-up (ONNX)"]) if best_name else 1.0
 best_eager = float(ok.loc[best_name, "speed-up (eager)"]) if best_name else 1.0
-record("fisher.gaze.best_speedup_onnx", best_speed, tol=2.0, rel=0.5, note="a latency ratio: timing noise dominates at the smoke size")
+record("fisher.gaze.best_speedup_onnx8", best_speed, tol=2.0, rel=0.5, note="a latency ratio: timing noise dominates at the smoke size")
+record("fisher.gaze.best_speedup_onnx", best_plain, tol=2.0, rel=0.5, note="a latency ratio: timing noise dominates at the smoke size")
 record("fisher.gaze.best_speedup_eager", best_eager, tol=2.0, rel=0.5, note="a latency ratio: timing noise dominates at the smoke size")
 for name, r in fig2.iterrows():
     record(f"fisher.gaze.{name}.relative_flops", r["relative_flops"], tol=0.05)
@@ -498,7 +507,7 @@ glue("best_name", str(best_name))
 
 def fastest_within(run: str) -> tuple[float, float]:
     d = ok[ok["run"] == run]
-    return (float(d["speed-up (ONNX)"].max()), float(d["auc_judd"].loc[d["speed-up (ONNX)"].idxmax()])) if len(d) else (1.0, np.nan)
+    return (float(d[HEAD].max()), float(d["auc_judd"].loc[d[HEAD].idxmax()])) if len(d) else (1.0, np.nan)
 
 
 reg = max((fastest_within(r) for r in set(fig2["run"]) if r.startswith("Fisher, β = ") and r != "Fisher, β = 0"),
@@ -509,7 +518,8 @@ verdict = []
 verdict.append(
     f"**Target (a pruned model ≥ 3× faster at batch 1 with AUC-Judd within the unpruned model's 95 % interval): "
     f"{'met' if best_speed >= 3 else 'not met'}.** The fastest such model, `{best_name}`, runs "
-    f"{best_speed:.2f}× faster than the unpruned one under ONNX Runtime ({best_eager:.2f}× in eager PyTorch, "
+    f"{best_speed:.2f}× faster than the unpruned one under ONNX Runtime with its pruned widths rounded up to "
+    f"multiples of 8 ({best_plain:.2f}× with every pruned map removed, {best_eager:.2f}× in eager PyTorch, "
     "where per-operator overhead dominates small networks at batch 1).")
 verdict.append(
     f"**Target (FLOP-regularised at least as fast as unregularised at equal AUC): "
@@ -518,6 +528,27 @@ verdict.append(
 display(Markdown("\n\n".join(verdict)))
 
 # %% [markdown]
+# **Widths that ONNX Runtime likes.** Removing every pruned map leaves layers of arbitrary width, and ONNX
+# Runtime's CPU convolutions slow down sharply on channel counts that are not multiples of their vector
+# block: the column *onnx_ms* of Table 5.9 has pruned models slower than the unpruned one. `remove_pruned(...,
+# multiple=8)` keeps just enough switched-off maps to round each pruned layer up to a multiple of 8 and
+# silences them by zeroing the weights that read them: the same function (tested), a little more
+# arithmetic, and *onnx8_ms*. The table below sets the two side by side.
+
+# %%
+widths = fig2[["relative_flops", "onnx_ms", "onnx8_ms"]].copy()
+widths["×8 / all removed"] = widths["onnx8_ms"] / widths["onnx_ms"]
+glue("x8_gain_median", float(1 / widths.drop(index="unpruned")["×8 / all removed"].median()))
+record("fisher.gaze.onnx_x8_gain_median", float(1 / widths.drop(index="unpruned")["×8 / all removed"].median()),
+       tol=2.0, rel=0.5, note="a latency ratio: timing noise dominates at the smoke size")
+widths.round(3)
+
+# %% [markdown]
+# *Table 5.9b: ONNX Runtime latency (ms, one thread, batch 1) of each pruned model with every pruned map removed
+# and with its pruned widths rounded up to multiples of 8.* Rounding makes the pruned models
+# {glue:text}`x8_gain_median:.2f` times faster (median over the pruned models); it is the deployment the
+# verdict above uses.
+#
 # Where does the time go that pruning does not remove? `salbook.cost.operator_profile` splits one eager
 # forward pass (one thread, batch 1) by operator for the unpruned model, the fastest model within the AUC
 # interval and the model with the fewest FLOPs.

@@ -65,3 +65,18 @@ def test_lite0_gaze_prunes_and_removes_exactly():
         assert torch.allclose(small(x), net(x), atol=1e-4)
     assert count_params(small) < count_params(net) / 2
     assert cm.relative(alive_counts(net)) < 0.7
+    # widths rounded up to multiples of 8 (for ONNX Runtime): the same function, every pruned width a multiple
+    rounded = remove_pruned(net, x[:1], multiple=8)
+    with torch.no_grad():
+        assert torch.allclose(rounded(x), net(x), atol=1e-4)
+    widths = {n: m.out_channels for n, m in rounded.named_modules() if n.endswith("conv_pw")}
+    alive = {n.removesuffix(".aa"): k for n, k in alive_counts(net).items() if n.endswith(".aa")}
+    original = {n: m.out_channels for n, m in net.named_modules() if n.endswith("conv_pw")}
+    for name, w in widths.items():
+        block = name.removesuffix(".conv_pw")
+        if block in alive:
+            assert w % 8 == 0 or w == original[name]
+            assert alive[block] <= w < alive[block] + 8 or w == original[name]
+    assert count_params(small) < count_params(rounded) < count_params(net)
+    with pytest.raises(ValueError, match="multiple must be >= 1"):
+        remove_pruned(net, x[:1], multiple=0)
