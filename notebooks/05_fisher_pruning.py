@@ -45,14 +45,15 @@ S = pick(
     profile,
     smoke=dict(lenet_steps=60, prune_steps=60, steps_per_prune=2, check_every=2, han_steps=10, betas=(0.3,),
                han_levels=(0.5, 0.9),
-               fig1_batches=1, fig1_batch=2, fig1_rounds=2, latency_runs=2, eval_size=(64, 96)),
+               fig1_batches=1, fig1_batch=2, fig1_rounds=2, latency_runs=2, eval_size=(64, 96), shown_stages=None),
     book=dict(lenet_steps=600, prune_steps=600, steps_per_prune=5, check_every=4, han_steps=60,
               han_levels=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97),
-              betas=(0.1, 1.0), fig1_batches=2, fig1_batch=8, fig1_rounds=8, latency_runs=20, eval_size=(192, 256)),
+              betas=(0.1, 1.0), fig1_batches=2, fig1_batch=8, fig1_rounds=8, latency_runs=20, eval_size=(192, 256),
+              shown_stages=(2, 4, 6, 8, 9, 10)),
     paper=dict(lenet_steps=10000, prune_steps=20000, steps_per_prune=10, check_every=10, han_steps=2000,
                han_levels=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97),
                betas=(0.01, 0.1, 1.0), fig1_batches=16, fig1_batch=8, fig1_rounds=20, latency_runs=30,
-               eval_size=(480, 640)),
+               eval_size=(480, 640), shown_stages=None),
 )
 DEVICE = resolve_device(device)
 import torch
@@ -404,7 +405,9 @@ half
 # steps between decisions. One map per ten steps, as in the paper, would take days for Lite0's
 # {glue:text}`n_maps:,` maps on this CPU; we remove a block of maps per decision (greedily, with the costs
 # updated after each map) every few steps, in stages: each stage continues the previous one and is a model of
-# its own. Three runs — β = 0, β = 1 and β* — each give several pruning amounts (three in the `book` profile). Every model is then
+# its own. Three runs — β = 0, β = {glue:text}`gaze_beta` and β* — each give several pruning amounts
+# ({glue:text}`n_stages` stages of {glue:text}`maps_per_stage` maps in this profile; Table 5.9 shows stages
+# {glue:text}`shown_stages`). Every model is then
 # **physically** reduced (Torch-Pruning) and timed on this machine's CPU at batch 1 and one thread, at the
 # resolution the models run at (the test images' input size), in two ways: ONNX Runtime on the exported
 # network (a deployment path: batch norm folded, little per-operator overhead) and eager PyTorch.
@@ -417,7 +420,14 @@ pruned = {}
 for name, cfg in configs.items():
     if name == "unpruned":
         continue
-    pruned[name] = R.prune_gaze(cfg, seed=seed, device=DEVICE, log=None)
+    result = R.prune_gaze(cfg, seed=seed, device=DEVICE, log=None)  # each stage trains on its predecessor
+    if S["shown_stages"] is None or cfg.stage in S["shown_stages"]:
+        pruned[name] = result
+stage_cfgs = [c for n, c in configs.items() if n != "unpruned"]
+glue("gaze_beta", ", ".join(f"{c.beta:g}" for c in stage_cfgs if c.method == "fisher" and c.beta > 0 and c.stage == 1))
+glue("n_stages", max(c.stage for c in stage_cfgs))
+glue("maps_per_stage", stage_cfgs[0].decisions * stage_cfgs[0].maps_per_prune)
+glue("shown_stages", ", ".join(map(str, S["shown_stages"] or sorted({c.stage for c in stage_cfgs}))))
 print(f"pruning runs: {time.perf_counter() - t0:.0f} s")
 
 
