@@ -508,18 +508,20 @@ def prune_gaze(cfg: GazePruneConfig, seed: int = 0, device: str | torch.device =
     from ..pruning.fisher import FisherPruning
     from ..train import adam, load_or_train
 
-    if cfg.stage == 1:
-        parent = train_gaze(cfg.base, seed=seed, device=device, cache=cache, log=log)
-    else:
-        parent = prune_gaze(cfg.replace(stage=cfg.stage - 1), seed=seed, device=device, cache=cache, log=log)
-    state = {k: v.detach().cpu().clone() for k, v in parent.model.state_dict().items()}
+    built: list[nn.Module] = []
 
     def build() -> nn.Module:
-        net = _build_gaze(cfg.base)
-        net.load_state_dict(state)
-        return net
+        built.append(_build_gaze(cfg.base))
+        return built[-1]
 
     def kwargs() -> dict[str, Any]:
+        # training only: start from the previous stage (loaded, or trained first). A cached stage loads its
+        # own weights, so loading stage k no longer loads stages 1 … k − 1 (quadratic in the stages).
+        if cfg.stage == 1:
+            parent = train_gaze(cfg.base, seed=seed, device=device, cache=cache, log=log)
+        else:
+            parent = prune_gaze(cfg.replace(stage=cfg.stage - 1), seed=seed, device=device, cache=cache, log=log)
+        built[-1].load_state_dict({k: v.detach().cpu() for k, v in parent.model.state_dict().items()})
         tr = _gaze_train_set(cfg.base, device, log)
         h, w = cfg.base.data.input_size
         cb = FisherPruning((3, h, w), cfg.method, cfg.beta, steps_per_prune=cfg.steps_per_prune,
