@@ -319,10 +319,17 @@ def row_of(label: str, split: str) -> dict:
 table5 = pd.DataFrame({label: {**row_of(label, "test"), **row_of(label, "shifted")}
                        for label in ["centre bias", *runs, "teacher"]}).T
 TOL = 0.05  # CC; NSS gets 4 × TOL (short CPU schedules: see the tolerance note in 4.8)
-keys = {"centre bias": "center_bias", "teacher": "teacher", LITE0: "a_lite0_pseudo"}
+KEYS = {"centre bias": "center_bias", "teacher": "teacher", LITE0: "a_lite0_pseudo"}
+
+
+def key_of(label: str) -> str:
+    """The record key of a Table V row: "A  P✓ T✗ G✓" → "ap1t0g1"."""
+    return KEYS.get(label) or label.replace(" ", "").replace("✓", "1").replace("✗", "0").replace("-", "_").lower()
+
+
 for split in ("test", "shifted"):
     for label, e in ev[split].items():
-        key = keys.get(label) or label.replace(" ", "").replace("✓", "1").replace("✗", "0").replace("-", "_").lower()
+        key = key_of(label)
         for m in METRICS:
             record(f"fastsal.{key}.{split}.{m}", e.mean()[m], tol=TOL * (4 if m == "nss" else 1),
                    config=configs.get(label))
@@ -398,8 +405,7 @@ readout = {}
 for label in [l for l in runs if "pseudo" in l]:
     dens = evaluate(runs[label].model, test_set, ("cc",), postprocess=fastsal_density_postprocess, **EVAL)
     readout[label] = {"σ(z) (official)": ev["test"][label].mean()["cc"], "softmax(z)": dens.mean()["cc"]}
-    record(f"fastsal.{keys.get(label) or label.replace(' ', '').replace('✓', '1').replace('-', '_').lower()}"
-           ".test.cc_softmax_readout", dens.mean()["cc"], tol=TOL)
+    record(f"fastsal.{key_of(label)}.test.cc_softmax_readout", dens.mean()["cc"], tol=TOL)
 readout = pd.DataFrame(readout).T
 readout["teacher − student (σ)"] = cc_teacher - readout["σ(z) (official)"]
 readout["teacher − student (softmax)"] = cc_teacher - readout["softmax(z)"]

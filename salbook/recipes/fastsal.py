@@ -117,10 +117,11 @@ from .fastsal_teacher import _density_map  # noqa: E402
 # --------------------------------------------------------------------------------------------
 # hint pretraining
 
-#: Students by encoder: the FastSal (C) whose hint-pretrained encoder each student model can start from.
-_HINT_MODELS = {"fastsal_c": "mobilenet_v2", "fastsal_c_lite0": "efficientnet_lite0"}
+#: Each FastSal student model → the FastSal (C) whose hint-pretrained encoder it can start from.
 _STUDENT_ENCODERS = {"fastsal_c": "fastsal_c", "fastsal_a": "fastsal_c",
                      "fastsal_c_lite0": "fastsal_c_lite0", "fastsal_a_lite0": "fastsal_c_lite0"}
+#: The models hint pretraining trains.
+_HINT_MODELS = tuple(dict.fromkeys(_STUDENT_ENCODERS.values()))
 
 
 @dataclass(frozen=True)
