@@ -18,6 +18,7 @@ from salbook.inference import (
     export_onnx,
     fold_batchnorm,
     inference_paths,
+    interleaved_latency,
     jit_freeze,
     onnx_max_abs_diff,
     prepare_for_inference,
@@ -232,6 +233,66 @@ def test_inference_paths_table():
     assert (df[df.path == "eager"].speedup == 1).all()
     with pytest.raises(ValueError, match="unknown inference path"):
         inference_paths(net, x, paths=("eager", "tensorrt"))
+
+
+def test_inference_paths_times_a_fixed_shape_onnx_graph_by_default(tmp_path):
+    import onnx
+
+    net, x = _randomise_bn(_Net()), torch.rand(1, 3, 16, 16)
+
+    def batch_dim(static: bool):
+        path = tmp_path / f"static{static}.onnx"
+        inference_paths(net, x, threads=(1,), paths=("onnxruntime",), runs=1, warmup=0, onnx_path=path,
+                        static_shape=static)
+        return onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
+
+    assert batch_dim(True).dim_value == 1  # ONNX Runtime can fold the shape arithmetic into constants
+    assert batch_dim(False).dim_param == "batch"
+
+
+_CALLS: list[str] = []
+
+
+class _Logged(nn.Module):
+    """Appends its name to the module-level ``_CALLS`` on every call (survives the deep copy)."""
+
+    def __init__(self, name: str, width: int = 4, depth: int = 1) -> None:
+        super().__init__()
+        self.name = name
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1),
+                                  *[nn.Conv2d(width, width, 3, padding=1) for _ in range(depth - 1)])
+
+    def forward(self, x):
+        _CALLS.append(self.name)
+        return self.body(x)
+
+
+def test_interleaved_latency_alternates_models_and_ranks_them():
+    _CALLS.clear()
+    nets = {"small": _Logged("small"), "large": _Logged("large", width=64, depth=8)}
+    x = torch.rand(1, 3, 32, 32)
+    df = interleaved_latency(nets, x, paths=("eager",), rounds=3, runs=2, warmup=1, progress=False)
+    timed = _CALLS[-12:]  # 3 rounds × 2 models × 2 runs, after one reference call and one warm-up each
+    assert timed == ["small", "small", "large", "large"] * 3
+    rows = df.set_index("model")
+    assert list(df.columns) == ["model", "path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms",
+                                "round_spread", "max_abs_diff"]
+    assert rows.loc["large", "median_ms"] > 3 * rows.loc["small", "median_ms"]  # ~60× the MACs
+    assert (df.round_spread >= 1).all() and (df.max_abs_diff == 0).all()
+
+
+def test_interleaved_latency_onnx_matches_eager_and_checks_arguments():
+    nets = {"net": _randomise_bn(_Net())}
+    x = torch.rand(1, 3, 16, 16)
+    df = interleaved_latency(nets, x, rounds=2, runs=2, warmup=0, progress=False)
+    assert list(df.path) == ["eager", "onnxruntime"] and (df.median_ms > 0).all()
+    assert float(df.max_abs_diff.max()) < 1e-4
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        interleaved_latency(nets, x, rounds=0)
+    with pytest.raises(ValueError, match="nets is empty"):
+        interleaved_latency({}, x)
+    with pytest.raises(ValueError, match="unknown inference path"):
+        interleaved_latency(nets, x, paths=("tensorrt",))
 
 
 def test_speed_table_prepares_reports_failures_and_derives_rates(monkeypatch):
