@@ -62,6 +62,29 @@ def test_student_config_validation():
         R.HintConfig(model="fastsal_a")
 
 
+def test_student_inherits_the_teachers_encoder():
+    cfg = R.student_config("fastsal_a_lite0_teacher_pseudo", "book")
+    assert cfg.encoder_init == "teacher" and cfg.model == "fastsal_a_lite0"
+    with pytest.raises(ValueError, match="encoder_init='teacher' needs"):
+        R.StudentConfig(model="fastsal_a", encoder_init="teacher")
+    with pytest.raises(ValueError, match="encoder_init must be"):
+        R.StudentConfig(encoder_init="imagenet")
+    teacher = models.create("salgan_shaped", backbone="efficientnet_lite0", weights=None, seed=1)
+    with torch.no_grad():
+        for p in teacher.encoder.parameters():
+            p.add_(0.5)  # unlike any init
+    student = models.create("fastsal_a_lite0", weights=None, seed=0)
+    head_before = {k: v.clone() for k, v in student.encoder.backbone.state_dict().items()
+                   if k not in teacher.encoder.state_dict()}
+    n = R.inherit_encoder(student, teacher)
+    mine = student.encoder.backbone.state_dict()
+    assert n == len(teacher.encoder.state_dict()) and head_before  # the student's head is not the teacher's
+    assert all(torch.equal(mine[k], v) for k, v in teacher.encoder.state_dict().items())
+    assert all(torch.equal(mine[k], v) for k, v in head_before.items())
+    with pytest.raises(ValueError, match="not the teacher's"):
+        R.inherit_encoder(models.create("fastsal_a", seed=0), teacher)
+
+
 def test_teacher_density_sums_to_one():
     t = models.create("fastsal_teacher", weights=None, seed=0)
     d = R.teacher_density(t, torch.rand(2, 3, 64, 96))
