@@ -675,8 +675,10 @@ def interleaved_latency(
     ``nets`` maps any hashable names (strings, tuples) to models. Returns a DataFrame with one row per
     (model, path): ``model`` (the name), ``path``, ``threads``,
     ``median_ms``, ``q1_ms``, ``q3_ms``, ``iqr_ms`` over all ``rounds × runs`` passes,
-    ``round_spread`` (largest / smallest of the per-round medians: how steady the machine was) and
-    ``max_abs_diff`` (vs the model's eager output on ``example``).
+    ``round_spread`` (largest / smallest of the per-round medians: how steady the machine was),
+    ``round_ms`` (the per-round medians, a list: divide two rows' lists for a speed-up per round, each
+    ratio from models timed within moments of each other) and ``max_abs_diff`` (vs the model's eager
+    output on ``example``).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -722,7 +724,7 @@ def interleaved_latency(
         medians = [float(np.median(r)) for r in per_round]
         rows.append({"model": name, "path": p, "threads": int(threads), "median_ms": median, "q1_ms": q1,
                      "q3_ms": q3, "iqr_ms": q3 - q1, "round_spread": max(medians) / min(medians),
-                     "max_abs_diff": diffs[(name, p)]})
+                     "round_ms": medians, "max_abs_diff": diffs[(name, p)]})
     return pd.DataFrame(rows)
 
 

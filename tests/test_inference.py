@@ -276,8 +276,10 @@ def test_interleaved_latency_alternates_models_and_ranks_them():
     assert timed == ["small", "small", "large", "large"] * 3
     rows = df.set_index("model")
     assert list(df.columns) == ["model", "path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms",
-                                "round_spread", "max_abs_diff"]
+                                "round_spread", "round_ms", "max_abs_diff"]
     assert rows.loc["large", "median_ms"] > 3 * rows.loc["small", "median_ms"]  # ~60× the MACs
+    assert all(len(r) == 3 for r in df.round_ms)
+    assert all(large > small for large, small in zip(rows.loc["large", "round_ms"], rows.loc["small", "round_ms"]))
     assert (df.round_spread >= 1).all() and (df.max_abs_diff == 0).all()
 
 
