@@ -49,8 +49,8 @@ S = pick(
                shown_stages=None),
     book=dict(lenet_steps=600, prune_steps=600, steps_per_prune=5, check_every=4, han_steps=60,
               han_levels=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97),
-              betas=(0.1, 1.0), fig1_batches=2, fig1_batch=8, fig1_rounds=8, latency_runs=8, latency_rounds=12,
-              eval_size=(192, 256), shown_stages=(6, 8, 9, 10, 11, 12, 13)),
+              betas=(0.1, 1.0), fig1_batches=2, fig1_batch=8, fig1_rounds=6, latency_runs=8, latency_rounds=12,
+              eval_size=(192, 256), shown_stages=(8, 9, 10, 11, 12, 13)),
     paper=dict(lenet_steps=10000, prune_steps=20000, steps_per_prune=10, check_every=10, han_steps=2000,
                han_levels=(0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97),
                betas=(0.01, 0.1, 1.0), fig1_batches=16, fig1_batch=8, fig1_rounds=20, latency_runs=10,
@@ -423,8 +423,8 @@ half
 # arithmetic of Lite0's TensorFlow-style "same" padding into constants and runs it at every call — a fixed
 # cost of about 1.5 ms per image that the FLOP count does not see, more than half the time of a pruned model
 # (measured while writing this chapter: unpruned 5.9 → 3.7 ms, pruned to 28 % of the FLOPs 4.5 → 1.7 ms, with
-# ONNX Runtime's profiler on). (2) The models are timed **interleaved**: {glue:text}`latency_rounds` rounds,
-# each timing every model {glue:text}`latency_runs` times in turn, so that a slow spell of this shared virtual
+# ONNX Runtime's profiler on). (2) The models are timed **interleaved**: {glue:text}`latency_rounds` rounds
+# (eager PyTorch, not the deployment, half as many), each timing every model {glue:text}`latency_runs` times in turn, so that a slow spell of this shared virtual
 # machine falls on all of them alike rather than on whichever model was being timed. The medians of one model's
 # rounds differed by a factor of {glue:text}`round_spread:.2f` (median over the models) in this run.
 
@@ -471,7 +471,7 @@ onnx_timing = interleaved_latency({**{(n, "onnx_ms"): m for n, m in small_models
                                   x_time, ("onnxruntime",), threads=1, rounds=S["latency_rounds"],
                                   runs=S["latency_runs"])
 eager_timing = interleaved_latency({(n, "eager_ms"): m for n, m in small_models.items()}, x_time, ("eager",),
-                                   threads=1, rounds=S["latency_rounds"], runs=S["latency_runs"])
+                                   threads=1, rounds=max(1, S["latency_rounds"] // 2), runs=S["latency_runs"])
 timing = pd.concat([onnx_timing, eager_timing])
 lat = pd.Series(timing["median_ms"].values, index=pd.MultiIndex.from_tuples(timing["model"])).unstack()
 spread = float(onnx_timing["round_spread"].median())
