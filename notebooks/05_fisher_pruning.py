@@ -420,10 +420,11 @@ half
 #
 # Two details of the timing decide the speed-ups, so here they are. (1) The ONNX graphs are exported for the
 # fixed shape they are timed at, batch 1 included. With a symbolic batch, ONNX Runtime cannot fold the shape
-# arithmetic of Lite0's TensorFlow-style "same" padding into constants and runs it at every call — a fixed
-# cost of about 1.5 ms per image that the FLOP count does not see, more than half the time of a pruned model
-# (measured while writing this chapter: unpruned 5.9 → 3.7 ms, pruned to 28 % of the FLOPs 4.5 → 1.7 ms, with
-# ONNX Runtime's profiler on). (2) The models are timed **interleaved**: {glue:text}`latency_rounds` rounds
+# arithmetic of Lite0's TensorFlow-style "same" padding into constants and runs it at every call, a cost the
+# FLOP count does not see. With ONNX Runtime's profiler on it looked large (unpruned 5.9 → 3.7 ms, pruned to
+# 28 % of the FLOPs 4.5 → 1.7 ms), but the profiler inflates graphs of many small nodes: timed without it, the
+# difference was within the timing noise (measured while writing this chapter). A batch-1 graph is the
+# deployment being timed either way. (2) The models are timed **interleaved**: {glue:text}`latency_rounds` rounds
 # (eager PyTorch, not the deployment, half as many), each timing every model {glue:text}`latency_runs` times in turn, so that a slow spell of this shared virtual
 # machine falls on all of them alike rather than on whichever model was being timed. The medians of one model's
 # rounds differed by a factor of {glue:text}`round_spread:.2f` (median over the models) in this run.

@@ -601,9 +601,10 @@ def inference_paths(
     With ``static_shape`` (default) the ONNX graph is exported for ``example``'s exact shape, batch
     included (``export_onnx(..., dynamic_batch=False)``): the latency of a fixed-shape deployment.
     With a symbolic batch, ONNX Runtime cannot fold the shape arithmetic of "same" padding and of
-    resizes into constants, and runs it on every call: measured on chapter 5's Lite0 gaze model at
-    96 × 128, one thread, 5.9 → 3.7 ms unpruned and 4.5 → 1.7 ms pruned to 28 % of the FLOPs (a fixed
-    cost the FLOP count does not see). ``static_shape=False`` times the batch-symbolic export.
+    resizes into constants, and runs it on every call (chapter 5's Lite0 gaze model at 96 × 128, one
+    thread, *with ONNX Runtime's profiler on*, which inflates many small nodes: 5.9 → 3.7 ms unpruned,
+    4.5 → 1.7 ms pruned; without the profiler the difference was within the timing noise).
+    ``static_shape=False`` times the batch-symbolic export.
 
     Returns a DataFrame with one row per (path, threads): ``path``, ``threads``, ``median_ms``,
     ``q1_ms``, ``q3_ms``, ``iqr_ms``, ``images_per_s``, ``speedup`` (eager median at the same
