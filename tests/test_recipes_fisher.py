@@ -99,7 +99,7 @@ def test_gaze_prune_schedule_chains_coarse_then_fine_stages():
     s10, s11, s13 = configs["fisher_b0_s10"], configs["fisher_b0_s11"], configs["fisher_b0_s13"]
     assert s10.stages_before is None and s10.maps_removed == 8000  # uniform: one spelling, one cache key
     assert (s11.decisions, s11.finetune_steps) == (1, 60) and s10.finetune_steps == 12
-    assert s11.maps_removed == 8200 and s13.maps_removed == 8600 and s13.finetune_steps == 120
+    assert s11.maps_removed == 8200 and s13.maps_removed == 8600 and s13.finetune_steps == 200
     assert s13.previous().previous() == s11 and s11.previous() == s10
     assert configs["fisher_b0_s1"].previous() is None
     same = R.GazePruneConfig(stage=3, decisions=2, finetune_steps=5, stages_before=[(2, 5), (2, 5)])
