@@ -288,6 +288,10 @@ configs["C  P✓ T✓ G✓"] = base_c
 configs[LITE0] = lite0_cfg
 if S["t5_rows"]:  # the smoke profile: the full recipe on A and C and the two pseudo-label students only
     configs = {k: v for k, v in configs.items() if k in ("A  P✓ T✓ G✓", "A  P✓ pseudo-labels", "C  P✓ T✓ G✓", LITE0)}
+# Each student is read out as the official code reads it: `predict` applies σ to the logits, except for a
+# student trained on probability pseudo-labels (`use_probability_gt`), whose map is softmax(z) over the pixels
+READOUT = {label: fastsal_density_postprocess if cfg.mode == "pseudo" else fastsal_postprocess
+           for label, cfg in configs.items()}
 runs = {}
 for label, cfg in configs.items():
     runs[label] = R.train_student(cfg, seed=seed, device=DEVICE, teacher_model=teacher)
@@ -309,7 +313,7 @@ for split, data in (("test", test_set), ("shifted", shifted_set)):
     ev[split]["centre bias"] = evaluate(center_bias, data, METRICS, **EVAL)
     ev[split]["teacher"] = evaluate(teacher, data, METRICS, postprocess=fastsal_postprocess, **EVAL)
     for label, r in runs.items():
-        ev[split][label] = evaluate(r.model, data, METRICS, postprocess=fastsal_postprocess, **EVAL)
+        ev[split][label] = evaluate(r.model, data, METRICS, postprocess=READOUT[label], **EVAL)
 print(f"scored in {time.perf_counter() - t0:.0f} s")
 
 
@@ -398,32 +402,44 @@ display(Markdown(
 # distils it on {glue:text}`n_unlabelled_lite0` unlabelled images: the paper's students started from ImageNet
 # weights too, so this is the closer analogue of its setting. It is trained with the teacher's optimiser
 # (Adam, the pretrained encoder at a tenth of the rate): with the official SGD groups it diverged at 0.02 and
-# reached test CC 0.464–0.467 at 0.01 and 0.005, against 0.492 with Adam (measured while writing the chapter,
-# same pool and epochs). Nor is the encoder what it lacks: the same student started from the *teacher's*
+# reached test CC 0.464–0.467 at 0.01 and 0.005, against 0.492 with Adam (read out through σ; measured while
+# writing the chapter, same pool and epochs). Nor is the encoder what it lacks: the same student started from the *teacher's*
 # encoder — the same Lite0, already fine-tuned for saliency, copied tensor for tensor
-# (`student_config("fastsal_a_lite0_teacher_pseudo")`, `encoder_init="teacher"`) — reached test CC 0.487
-# (0.518 read out as a density) after two epochs on the same pool, no better than from ImageNet (measured
+# (`student_config("fastsal_a_lite0_teacher_pseudo")`, `encoder_init="teacher"`) — reached test CC 0.518
+# (0.487 through σ) after two epochs on the same pool, no better than from ImageNet (measured
 # while writing the chapter; left out of the budget). The second is the **read-out**: the pseudo-label loss fits softmax(z) to the
-# teacher's density with 0.7 of its weight (KL and cosine) and σ(z) with 0.3 (BCE), while the official
-# evaluation reads σ(z). The table below scores the two pseudo-label students both ways.
+# teacher's density with 0.7 of its weight (KL and cosine) and σ(z) with 0.3 (BCE). The official code reads a
+# student trained on probability pseudo-labels as softmax(z) (its `predict` skips the sigmoid for them), and
+# so does every table above; the table below scores the two pseudo-label students through σ(z) as well.
+#
+# What does not close the rest of the Lite0 student's gap (each measured while writing the chapter, same
+# seed, test CC through softmax(z) unless marked; the run above: 3 epochs over 2,000 images, 0.518):
+# **training longer** — 5 epochs over the same pool reached 0.496, although its training KL kept falling
+# (0.178 after 3 epochs, 0.159 after 5): the student fits the pool's pseudo-labels better and the test images
+# worse; **more images instead of more epochs** — one epoch over 6,000 images (the same number of steps), 0.514;
+# **one loss instead of three** — KL alone 0.525 (its validation BCE chose the checkpoint after the first
+# epoch), 0.0503 below the teacher's 0.5756, at the target's edge rather than inside it; BCE alone 0.508 through
+# σ(z), against 0.491 through σ(z) for the three-loss student. The two terms pull one logit map toward two
+# different functions of the teacher's map — exp(z) ∝ σ(t) for the KL, σ(z) ≈ min-max σ(t) for the BCE —
+# which costs the σ read-out about 0.02 of CC; the chapter keeps the official three-loss form.
 
 # %%
 readout = {}
-for label in [l for l in runs if "pseudo" in l]:
-    dens = evaluate(runs[label].model, test_set, ("cc",), postprocess=fastsal_density_postprocess, **EVAL)
-    readout[label] = {"σ(z) (official)": ev["test"][label].mean()["cc"], "softmax(z)": dens.mean()["cc"]}
-    record(f"fastsal.{key_of(label)}.test.cc_softmax_readout", dens.mean()["cc"], tol=TOL)
+for label in [l for l in runs if configs[l].mode == "pseudo"]:
+    sig = evaluate(runs[label].model, test_set, ("cc",), postprocess=fastsal_postprocess, **EVAL)
+    readout[label] = {"softmax(z) (official)": ev["test"][label].mean()["cc"], "σ(z)": sig.mean()["cc"]}
+    record(f"fastsal.{key_of(label)}.test.cc_sigmoid_readout", sig.mean()["cc"], tol=TOL)
 readout = pd.DataFrame(readout).T
-readout["teacher − student (σ)"] = cc_teacher - readout["σ(z) (official)"]
-readout["teacher − student (softmax)"] = cc_teacher - readout["softmax(z)"]
-glue("lite0_gap_softmax", float(readout.loc[LITE0, "teacher − student (softmax)"]))
+readout["teacher − student (softmax)"] = cc_teacher - readout["softmax(z) (official)"]
+readout["teacher − student (σ)"] = cc_teacher - readout["σ(z)"]
+glue("lite0_gap_sigmoid", float(readout.loc[LITE0, "teacher − student (σ)"]))
 readout.round(3)
 
 # %% [markdown]
-# *Table 4.6b: test CC of the two pseudo-label students read out through σ(z), as the official evaluation
-# does, and through softmax(z), the density their KL term fits; and their gap to the teacher (read out
-# through σ, as always).* Read out as the density it was trained to be, the Lite0 student's gap to the
-# teacher is {glue:text}`lite0_gap_softmax:+.3f`. The verdict above keeps the official read-out.
+# *Table 4.6b: test CC of the two pseudo-label students read out through softmax(z), the density their KL
+# term fits and the official code's read-out for them, and through σ(z), the read-out of the students trained
+# on maps; and their gap to the teacher (read out through σ, as it was trained).* Through σ(z) the Lite0
+# student's gap to the teacher would be {glue:text}`lite0_gap_sigmoid:+.3f`.
 
 # %% [markdown]
 # The full recipe (P + T + G) against {glue:text}`ref_label` (ground truth alone) changes model A's test CC by
@@ -436,8 +452,8 @@ readout.round(3)
 show = list(range(4))
 grid = [[test_set[i]["image"] for i in show], [test_set[i]["fixation_map"] for i in show],
         finished_maps(teacher, test_set, fastsal_postprocess, DEVICE, indices=show),
-        finished_maps(runs[best_label].model, test_set, fastsal_postprocess, DEVICE, indices=show),
-        finished_maps(runs[ref_label].model, test_set, fastsal_postprocess, DEVICE, indices=show)]
+        finished_maps(runs[best_label].model, test_set, READOUT[best_label], DEVICE, indices=show),
+        finished_maps(runs[ref_label].model, test_set, READOUT[ref_label], DEVICE, indices=show)]
 fig = plots.image_map_grid(grid, row_labels=["image", "fixation map", "teacher", best_label.strip(), ref_label.strip()],
                            title="Figure 4.1: test images, the teacher and two students")
 plt.show()
@@ -445,7 +461,8 @@ plt.show()
 # %% [markdown]
 # *Figure 4.1: four test images (columns); rows: the image, its blurred fixation map, the teacher's map, the
 # best distilled student's and the ground-truth-only student's, each post-processed as the official
-# evaluation does (sigmoid, min-max, 5 × 5 OpenCV blur) and resized to the ground truth.*
+# evaluation does (sigmoid, or softmax over the pixels for a pseudo-label student; min-max, 5 × 5 OpenCV blur)
+# and resized to the ground truth.*
 #
 # ## 4.6 Table IV: MobileNetV2 or EfficientNet-Lite0, and what pretraining does
 #
