@@ -68,6 +68,7 @@ S
 
 # %%
 import copy
+import itertools
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -443,10 +444,9 @@ for name, cfg in configs.items():
 stage_cfgs = [c for n, c in configs.items() if n != "unpruned"]
 glue("gaze_beta", ", ".join(f"{c.beta:g}" for c in stage_cfgs if c.method == "fisher" and c.beta > 0 and c.stage == 1))
 chain = [c for c in stage_cfgs if (c.method, c.beta) == (stage_cfgs[0].method, stage_cfgs[0].beta)]
-plan = []  # [(maps a stage, steps after its last decision), stages] for consecutive stages alike
-for c in chain:
-    kind = (c.decisions * c.maps_per_prune, c.finetune_steps)
-    plan = plan[:-1] + [[kind, plan[-1][1] + 1]] if plan and plan[-1][0] == kind else plan + [[kind, 1]]
+# ((maps a stage, steps after its last decision), how many consecutive stages are alike)
+plan = [(kind, len(list(alike))) for kind, alike in
+        itertools.groupby((c.decisions * c.maps_per_prune, c.finetune_steps) for c in chain)]
 glue("stage_plan", ", then ".join(f"{n} stage{'s' if n > 1 else ''} of {m:,} maps and {f} training steps after "
                                   "the last decision" for (m, f), n in plan))
 glue("n_stages", len(chain))
@@ -504,8 +504,7 @@ def paired_speedups(name: str, column: str) -> np.ndarray:
 for column, label in (("onnx_ms", "speed-up (ONNX)"), ("onnx8_ms", "speed-up (ONNX, ×8)"),
                       ("eager_ms", "speed-up (eager)")):
     fig2[label] = [float(np.median(paired_speedups(n, column))) for n in fig2.index]
-fig2["×8 q1"] = [float(np.percentile(paired_speedups(n, "onnx8_ms"), 25)) for n in fig2.index]
-fig2["×8 q3"] = [float(np.percentile(paired_speedups(n, "onnx8_ms"), 75)) for n in fig2.index]
+fig2["×8 q1"], fig2["×8 q3"] = np.percentile([paired_speedups(n, "onnx8_ms") for n in fig2.index], [25, 75], axis=1)
 print(f"evaluation and timing: {time.perf_counter() - t0:.0f} s")
 fig2
 
