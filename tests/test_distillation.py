@@ -11,6 +11,7 @@ from salbook.distillation import (
     TeacherTargets,
     WithTeacher,
     gt_and_teacher_bce,
+    hflip_with_teacher,
     hint_loss,
     pseudo_label_loss,
     teacher_maps,
@@ -93,3 +94,27 @@ def test_with_teacher_freezes_the_teacher():
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     x = torch.rand(2, 3, 4, 4)
     assert float(wrapped(teacher(x), {"image": x})) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("key, shape", [("teacher_density", (4, 5, 6)), ("teacher_map", (4, 1, 5, 6))])
+def test_hflip_with_teacher_mirrors_each_teacher_map_with_its_image(key, shape):
+    imgs = torch.rand(4, 3, 5, 6)
+    target = imgs[:, 0].reshape(shape) / 3  # a map that is a function of its image, so the pairing can be checked
+    batch = {"image": imgs, key: target, "fixation_map": imgs[:, 1]}
+    out = hflip_with_teacher(batch, torch.Generator().manual_seed(3))
+    mirrored = [not torch.equal(out["image"][i], imgs[i]) for i in range(4)]
+    assert sum(mirrored) == 2  # hflip_batch's half
+    for i in range(4):
+        assert torch.equal(out[key][i], out["image"][i, 0].reshape(shape[1:]) / 3)
+        assert torch.equal(out["fixation_map"][i], out["image"][i, 1])
+    assert torch.equal(batch[key], target)  # the batch given is unchanged
+
+
+def test_hflip_with_teacher_keeps_the_map_of_a_symmetric_image_and_checks_sizes():
+    imgs = torch.rand(2, 3, 4, 6)
+    imgs = imgs + imgs.flip(-1)  # equal to its mirror: hflip_batch changes nothing visible
+    target = torch.rand(2, 4, 6)
+    out = hflip_with_teacher({"image": imgs, "teacher_density": target}, torch.Generator().manual_seed(0))
+    assert torch.equal(out["teacher_density"], target)
+    with pytest.raises(ValueError, match="3 maps for 2 images"):
+        hflip_with_teacher({"image": imgs, "teacher_map": torch.rand(3, 4, 6)}, torch.Generator().manual_seed(0))

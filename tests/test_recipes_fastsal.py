@@ -140,3 +140,12 @@ def test_recipes_share_one_set_of_training_checks():
     with pytest.raises(ValueError, match=r"the net needs input sides that are multiples of 7.*use e.g."):
         check_training_settings(cfg, size_multiple=7, who="the net")
     check_training_settings(cfg, ("epochs", "batch_size", "val_every"))  # a valid config passes
+
+
+def test_students_mirror_the_teacher_maps_with_their_images():
+    from salbook.distillation import hflip_with_teacher
+
+    for name in ("fastsal_a", "fastsal_a_pseudo", "fastsal_a_lite0_pseudo"):  # teacher maps / teacher densities
+        cfg = R.student_config(name, "smoke")
+        assert R._common(cfg, 8)["augment"] is hflip_with_teacher, name
+    assert R._common(cfg.replace(flip=False), 8)["augment"] is None

@@ -33,17 +33,6 @@ def test_gaze_loss_terms():
         R.gaze_loss(out[:, 0], {"fixations": fix})
 
 
-def test_flip_mirrors_teacher_density_with_the_images():
-    imgs = torch.rand(4, 3, 2, 3)
-    q = imgs[:, 0] / imgs[:, 0].sum((1, 2), keepdim=True)
-    batch = {"image": imgs, "teacher_density": q, "fixations": [torch.zeros(0, 2, dtype=torch.long)] * 4}
-    out = R._flip_with_targets(batch, torch.Generator().manual_seed(3))
-    flipped = [not torch.equal(out["image"][i], imgs[i]) for i in range(4)]
-    assert sum(flipped) == 2
-    for i in range(4):  # the density follows its image
-        assert torch.allclose(out["teacher_density"][i], out["image"][i, 0] / out["image"][i, 0].sum())
-
-
 def test_pareto_front():
     assert R.pareto_front([3.0, 1.0, 2.0, 4.0], [0.9, 0.5, 0.7, 0.8]) == [1, 2, 0]
 

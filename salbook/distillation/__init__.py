@@ -4,7 +4,9 @@ The teacher runs inside the loss: :class:`WithTeacher` wraps a loss ``loss(stude
 teacher_output, batch)`` into the ``loss_fn(output, batch)`` that :func:`salbook.train.fit`
 calls, running the frozen teacher (eval mode, no gradients) on the same batch. Where the teacher's
 output does not change during training (its saliency maps, FastSal's pseudo-labels), compute it
-once with :class:`TeacherTargets` instead: it adds the teacher's map to every sample of a dataset.
+once with :class:`TeacherTargets` instead: it adds the teacher's map to every sample of a dataset;
+train on it with :func:`hflip_with_teacher` as the augmentation (not the plain
+:func:`salbook.data.hflip_batch`), which mirrors each teacher map with its image.
 
 Losses (:mod:`salbook.distillation.losses`, FastSal's, read from the official code):
 
@@ -23,15 +25,17 @@ import torch
 from torch import nn
 
 from .losses import (
+    TEACHER_KEYS,
     TeacherTargets,
     gt_and_teacher_bce,
+    hflip_with_teacher,
     hint_loss,
     pseudo_label_loss,
     teacher_maps,
 )
 
 __all__ = ["WithTeacher", "hint_loss", "gt_and_teacher_bce", "pseudo_label_loss", "TeacherTargets",
-           "teacher_maps"]
+           "teacher_maps", "TEACHER_KEYS", "hflip_with_teacher"]
 
 
 class WithTeacher:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["hint_loss", "gt_and_teacher_bce", "pseudo_label_loss", "teacher_maps", "TeacherTargets"]
+__all__ = ["hint_loss", "gt_and_teacher_bce", "pseudo_label_loss", "teacher_maps", "TeacherTargets",
+           "TEACHER_KEYS", "hflip_with_teacher"]
 
 
 def _as_n1hw(x: Tensor, like: Tensor, name: str) -> Tensor:
@@ -167,3 +168,42 @@ class TeacherTargets(torch.utils.data.Dataset):
         sample = dict(self.dataset[index])
         sample[self.key] = self.maps[index]
         return sample
+
+
+#: The sample keys that carry a teacher's map (:class:`TeacherTargets`' default and FastSal's pseudo-labels).
+TEACHER_KEYS: tuple[str, ...] = ("teacher_map", "teacher_density")
+
+
+def hflip_with_teacher(batch: Mapping[str, Any], generator: torch.Generator,
+                       keys: Sequence[str] = TEACHER_KEYS) -> dict[str, Any]:
+    """:func:`salbook.data.hflip_batch` that also mirrors the teacher's maps of the mirrored images
+    (an ``augment`` for :func:`salbook.train.fit`).
+
+    ``hflip_batch`` mirrors the image and the dataset's own maps; a teacher map added by
+    :class:`TeacherTargets` is a target of the same image and must follow it, or half of every
+    training batch pairs a mirrored image with the teacher's map of the unmirrored one. The mirrored
+    images are the ones ``hflip_batch`` changed; an image equal to its mirror keeps its map as is.
+
+    Args:
+        batch: a collated batch with ``image`` (``N × C × H × W``) and, under ``keys``, maps
+            ``N × h × w`` or ``N × 1 × h × w``.
+        generator: as for ``hflip_batch`` (it draws the same half).
+        keys: the batch keys to mirror with their images (absent keys are skipped).
+
+    Returns:
+        A new batch; the one given is not changed.
+    """
+    from ..data import hflip_batch
+
+    out = dict(hflip_batch(batch, generator))
+    images, mirrored_images = batch["image"], out["image"]
+    mirrored = torch.tensor([not torch.equal(a, b) for a, b in zip(mirrored_images, images)], dtype=torch.bool)
+    for key in keys:
+        target = batch.get(key)
+        if not isinstance(target, Tensor):
+            continue
+        if target.shape[0] != len(images):
+            raise ValueError(f"batch[{key!r}] holds {target.shape[0]} maps for {len(images)} images")
+        sel = mirrored.to(target.device).view(-1, *([1] * (target.dim() - 1)))
+        out[key] = torch.where(sel, target.flip(-1), target)
+    return out

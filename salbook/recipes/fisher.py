@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import models
 from ..data import SplitSpec
+from ..distillation import TeacherTargets, hflip_with_teacher
 from ..pruning.fisher import METHODS
 from ..train.callbacks import Callback
 from ._config import RecipeConfig
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 RECIPE_VERSION = 1
-_CODE = [__name__, "salbook.pruning.fisher", "salbook.pruning"]
+_CODE = [__name__, "salbook.pruning.fisher", "salbook.pruning", "salbook.distillation.losses"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,19 +318,6 @@ def gaze_loss(output: torch.Tensor, batch: Mapping[str, Any], data_weight: float
     return {"data": data_weight * nll, "teacher": teacher_weight * ce}
 
 
-class _WithTargets(torch.utils.data.Dataset):
-    """A fixation dataset with the teacher's density of each image added as ``teacher_density``."""
-
-    def __init__(self, base: Any, densities: torch.Tensor) -> None:
-        self.base, self.densities = base, densities
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {**self.base[i], "teacher_density": self.densities[i]}
-
-
 def teacher_targets(dataset: Any, profile: str, device: str | torch.device = "auto", batch_size: int = 16,
                     log: Callable[[str], None] | None = print) -> torch.Tensor:
     """The book teacher's densities (``N × H × W``) for every image of ``dataset`` (computed once)."""
@@ -431,7 +419,7 @@ class GazePruneConfig(RecipeConfig):
             return None
         if self.stages_before is None:
             return self.replace(stage=self.stage - 1)
-        (decisions, finetune), *_ = self.stages_before[-1:]
+        decisions, finetune = self.stages_before[-1]
         return self.replace(stage=self.stage - 1, decisions=decisions, finetune_steps=finetune,
                             stages_before=self.stages_before[:-1])
 
@@ -454,7 +442,7 @@ def _gaze_train_set(cfg: GazeConfig, device: Any, log: Any) -> Any:
     key = (repr(cfg.data), cfg.teacher_profile)
     if key not in _TARGETS:
         _TARGETS[key] = teacher_targets(tr, cfg.teacher_profile, device=device, log=log)
-    return _WithTargets(tr, _TARGETS[key])
+    return TeacherTargets(tr, _TARGETS[key], key="teacher_density")
 
 
 def _build_gaze(cfg: GazeConfig) -> nn.Module:
@@ -504,30 +492,11 @@ def train_gaze(cfg: GazeConfig, seed: int = 0, device: str | torch.device = "aut
         return dict(loss_fn=_loss_fn(cfg), train_data=tr, val_data=va, epochs=cfg.epochs,
                     batch_size=cfg.batch_size, optimizer=adam(cfg.lr), param_groups=_gaze_groups(cfg),
                     schedule=ParamSchedule({"lr": CosineSchedule(cfg.lr, cfg.lr / 100, max(1, steps))}, unit="step"),
-                    augment=_flip_with_targets if cfg.teacher_profile else hflip_batch,
+                    augment=hflip_with_teacher if cfg.teacher_profile else hflip_batch,
                     callbacks=[_CentreBias(centre)])
 
     return load_or_train(cfg.as_dict(), lambda: _build_gaze(cfg), kwargs, seed=seed, cache=cache, device=device,
                          log=log, code=_CODE)
-
-
-def _flip_with_targets(batch: Mapping[str, Any], generator: torch.Generator) -> Mapping[str, Any]:
-    """:func:`salbook.data.hflip_batch`, also mirroring the teacher densities of the flipped images
-    (the same draw: the generator's state is replayed)."""
-    from ..data import hflip_batch
-
-    replay = torch.Generator(device=generator.device)
-    replay.set_state(generator.get_state())
-    out = dict(hflip_batch(batch, generator))
-    n = int(batch["image"].shape[0])
-    k = int(n * 0.5)
-    if "teacher_density" in batch and n >= 2 and k > 0:
-        chosen = torch.zeros(n, dtype=torch.bool, device=replay.device)
-        chosen[torch.randperm(n, generator=replay, device=replay.device)[:k]] = True
-        q = batch["teacher_density"]
-        sel = chosen.to(q.device).view(-1, 1, 1)
-        out["teacher_density"] = torch.where(sel, q.flip(-1), q)
-    return out
 
 
 def prune_gaze(cfg: GazePruneConfig, seed: int = 0, device: str | torch.device = "auto", cache: str | None = None,
@@ -559,7 +528,7 @@ def prune_gaze(cfg: GazePruneConfig, seed: int = 0, device: str | torch.device =
         steps = cfg.decisions * cfg.steps_per_prune + cfg.finetune_steps
         return dict(loss_fn=_loss_fn(cfg.base), train_data=tr, val_data=None, steps=steps,
                     batch_size=cfg.base.batch_size, optimizer=adam(cfg.lr), param_groups=_gaze_groups(cfg.base),
-                    augment=_flip_with_targets if cfg.base.teacher_profile else None, callbacks=[cb])
+                    augment=hflip_with_teacher if cfg.base.teacher_profile else None, callbacks=[cb])
 
     return load_or_train(cfg.as_dict(), build, kwargs, seed=seed, cache=cache, device=device, log=log, code=_CODE)
 
