@@ -590,38 +590,77 @@ speed.drop(columns=["q1_ms", "q3_ms"]).round(3)
 
 # %%
 a_rows = speed[speed.model == "FastSal (A)"]
-best = a_rows.sort_values("median_ms").iloc[0]
 eager_a1 = a_rows[(a_rows.path == "eager") & (a_rows.threads == 1)].iloc[0]
-# Time per MAC against the floor: A and the features alone timed again *interleaved* through A's fastest path
-# and thread count (timed one after the other, this comparison flipped between two runs of the chapter)
+# A and the features alone timed again *interleaved* (timed one after the other, the per-MAC comparison flipped
+# between two runs of the chapter), through A's fastest path in the table at each thread count; the thread
+# count whose re-timed A is faster gives the verdicts (the table's single burst of runs once ranked one thread
+# above two on a slow spell of the machine). ONNX Runtime's idle threads sleep here instead of spinning: with
+# two sessions timed in turn on two cores, the spinning threads of one took the cores from the other.
 FLOOR = "MobileNetV2 features"
-pair = interleaved_latency({k: speed_nets[k] for k in ("FastSal (A)", FLOOR)}, torch.rand(1, 3, *SPEED_SIZE),
-                           (best.path,), threads=int(best.threads), rounds=S["pair_rounds"],
-                           runs=S["speed_runs"]).set_index("model")
+retimed = {}
+for threads, rows in a_rows.groupby("threads"):
+    path = rows.sort_values("median_ms").iloc[0].path
+    retimed[int(threads)] = (path, interleaved_latency(
+        {k: speed_nets[k] for k in ("FastSal (A)", FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), (path,),
+        threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"], onnx_spinning=False).set_index("model"))
+best_threads = min(retimed, key=lambda t: min(retimed[t][1].loc["FastSal (A)", "round_ms"]))
+best_path, pair = retimed[best_threads]
+best = a_rows[(a_rows.path == best_path) & (a_rows.threads == best_threads)].iloc[0]
 gmacs_of = speed.groupby("model")["gmacs"].first()
 a_per_gmac, floor_per_gmac = (pair.loc[k, "median_ms"] / gmacs_of[k] for k in ("FastSal (A)", FLOOR))
+# The fps verdict reads the fastest round (the median of its runs): this is a shared virtual machine whose slow
+# spells, seconds to minutes long, raise every model's time in a round together (timeit's argument for the
+# minimum); the median over all passes and the rounds' range are shown beside it
+a_rounds = list(pair.loc["FastSal (A)", "round_ms"])
+a_ms, a_iqr = min(a_rounds), float(pair.loc["FastSal (A)", "iqr_ms"])
+a_ms_all = float(pair.loc["FastSal (A)", "median_ms"])
+a_fps = 1e3 / a_ms
+a_gflops = 2 * gmacs_of["FastSal (A)"] / (a_ms / 1e3)
+a_peak_share = 100 * a_gflops / peak[int(best.threads)]["gflops_median"]
 glue("pair_rounds", S["pair_rounds"])
-for k, v in {"a_best_fps": best.fps, "a_best_path": best.path, "a_best_threads": int(best.threads),
-             "a_best_ms": best.median_ms, "a_best_iqr": best.iqr_ms, "a_eager1_fps": eager_a1.fps,
+for k, v in {"a_best_fps": a_fps, "a_best_path": best.path, "a_best_threads": int(best.threads),
+             "a_best_ms": a_ms, "a_best_iqr": a_iqr, "a_eager1_fps": eager_a1.fps,
              "a_ms_per_gmac": a_per_gmac, "floor_ms_per_gmac": floor_per_gmac,
-             "a_gflops": best.gflops_per_s, "peak_gflops": peak[int(best.threads)]["gflops_median"],
-             "a_peak_share": best["% of matmul peak"]}.items():
+             "a_gflops": a_gflops, "peak_gflops": peak[int(best.threads)]["gflops_median"],
+             "a_peak_share": a_peak_share}.items():
     glue(k, v if isinstance(v, str) else float(v))
-record("fastsal.speed.a.best_fps", best.fps, tol=0, rel=1.0, note="machine-dependent")
+record("fastsal.speed.a.best_fps", a_fps, tol=0, rel=1.0, note="machine-dependent")
+record("fastsal.speed.a.all_passes_fps", 1e3 / a_ms_all, tol=0, rel=1.0, note="machine-dependent")
 record("fastsal.speed.a.eager_1thread_fps", eager_a1.fps, tol=0, rel=1.0, note="machine-dependent")
 record("fastsal.speed.matmul_peak_gflops", peak[int(best.threads)]["gflops_median"], tol=0, rel=1.0,
        note="machine-dependent")
 per_mac_ok = a_per_gmac <= floor_per_gmac
 record("fastsal.speed.a_over_features_ms_per_gmac", a_per_gmac / floor_per_gmac, tol=0, rel=1.0,
        note="machine-dependent")
+passes = S["pair_rounds"] * S["speed_runs"]
+retimed_table = pd.DataFrame({
+    f"{t} thread(s), {path}": {
+        "FastSal (A) fastest round ms": min(r.loc["FastSal (A)", "round_ms"]),
+        "FastSal (A) median ms": r.loc["FastSal (A)", "median_ms"],
+        "FastSal (A) ms / GMAC": r.loc["FastSal (A)", "median_ms"] / gmacs_of["FastSal (A)"],
+        "features ms / GMAC": r.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]}
+    for t, (path, r) in retimed.items()}).T
+display(retimed_table.round(2))
+scaling = {name: (retimed[1][1].loc[name, "median_ms"] / retimed[2][1].loc[name, "median_ms"]
+                  if {1, 2} <= set(retimed) else float("nan")) for name in ("FastSal (A)", FLOOR)}
+for t in (1, 2):
+    glue(f"a_over_features_per_gmac_{t}", retimed_table["FastSal (A) ms / GMAC"].iloc[list(retimed).index(t)]
+         / retimed_table["features ms / GMAC"].iloc[list(retimed).index(t)] if t in retimed else float("nan"))
+glue("a_two_thread_scaling", scaling["FastSal (A)"])
+glue("features_two_thread_scaling", scaling[FLOOR])
+per_thread = ", ".join(f"{t} thread(s) {min(r.loc['FastSal (A)', 'round_ms']):.1f} ms"
+                       for t, (_, r) in retimed.items())
 display(Markdown(
-    f"FastSal (A) runs at **{best.fps:.1f} fps** through its fastest path ({best.path}, {int(best.threads)} "
-    f"thread(s), {best.median_ms:.1f} ms, IQR {best.iqr_ms:.1f} ms): the 60 fps target is "
-    f"**{'met' if best.fps >= 60 else 'missed'}**. Timed interleaved with MobileNetV2's features alone through "
-    f"the same path and threads ({S['pair_rounds']} rounds), its time per GMAC is {a_per_gmac:.1f} ms against "
-    f"{floor_per_gmac:.1f} ms for the features (**{'no worse' if per_mac_ok else 'worse'}**), and it sustains {best.gflops_per_s:.1f} GFLOP/s, "
-    f"{best['% of matmul peak']:.0f} % of the {peak[int(best.threads)]['gflops_median']:.1f} GFLOP/s this CPU "
-    "reaches on a dense 1024 × 1024 matrix product."))
+    f"Timed again interleaved with MobileNetV2's features alone through its fastest path in the table at each "
+    f"thread count ({S['pair_rounds']} rounds of {S['speed_runs']} passes; fastest round {per_thread}), FastSal (A) "
+    f"is fastest through {best.path} with {int(best.threads)} thread(s): **{a_fps:.1f} fps** in its fastest round "
+    f"({a_ms:.1f} ms, the median of that round's passes). The round medians ranged {min(a_rounds):.1f}–"
+    f"{max(a_rounds):.1f} ms and the median of all {passes} passes is {a_ms_all:.1f} ms ({1e3 / a_ms_all:.1f} fps, "
+    f"IQR {a_iqr:.1f} ms): this machine is shared, and its slow spells slow whole rounds. The 60 fps target is "
+    f"**{'met' if a_fps >= 60 else 'missed'}**. Over all passes its time per GMAC is {a_per_gmac:.1f} ms against "
+    f"{floor_per_gmac:.1f} ms for the features (**{'no worse' if per_mac_ok else 'worse'}**), and it sustains "
+    f"{a_gflops:.1f} GFLOP/s, {a_peak_share:.0f} % of the {peak[int(best.threads)]['gflops_median']:.1f} GFLOP/s "
+    "this CPU reaches on a dense 1024 × 1024 matrix product."))
 if torch.cuda.is_available():
     from salbook.cost import latency
     gpu = {name: latency(net, (192, 256), device="cuda", runs=S["speed_runs"]) for name, net in speed_nets.items()}
@@ -629,6 +668,18 @@ if torch.cuda.is_available():
                           for name, l in gpu.items()}).T)
 
 # %% [markdown]
+# *Table 4.8b: the interleaved re-timing per thread count (ONNX Runtime's idle threads asleep): FastSal (A)'s
+# fastest round and median over all passes, and milliseconds per GMAC for it and for MobileNetV2's features
+# alone.* From one thread to two, FastSal (A) speeds up {glue:text}`a_two_thread_scaling:.2f`× and the
+# features alone {glue:text}`features_two_thread_scaling:.2f`×. FastSal (A)'s time per MAC is
+# {glue:text}`a_over_features_per_gmac_1:.2f` times the features' with one thread and
+# {glue:text}`a_over_features_per_gmac_2:.2f` times with two: its decoder's work at high resolution
+# (up-sampling, concatenation, the last convolutions on large maps) moves more bytes per MAC than the encoder.
+# Earlier versions of this chapter timed the pair with ONNX Runtime's threads spinning between runs and found
+# FastSal (A) *cheaper* per MAC than the features (20.6 against 28.0 ms per GMAC); the features' time then
+# carried the other session's spinning threads (IQR 4–6 ms on a 5–9 ms run, measured while writing), so that
+# verdict was the measurement's, not the models'.
+#
 # Depthwise convolutions do little arithmetic per byte they move, so MobileNetV2-based networks reach a small
 # share of a CPU's matrix-product peak; the paper says as much ("the depthwise convolutional layer is … not as
 # well-optimized as the conventional convolutional layer"). Time per MAC is the fair comparison: FastSal's
@@ -651,7 +702,7 @@ pd.DataFrame({
                  f"Lite0 + SalGAN-shaped decoder trained here ({teacher_seconds / 60:.1f} min)",
                  "MobileNetV2 random (no weights offline); one student on ImageNet Lite0 instead",
                  f"{base_c.epochs} epochs, lr {base_c.lr:g}, batch {base_c.batch_size}",
-                 f"{best.fps:.1f} fps ({best.path}, {int(best.threads)} thread(s), this CPU)"],
+                 f"{a_fps:.1f} fps ({best.path}, {int(best.threads)} thread(s), this CPU)"],
 }, index=["data", "training input", "teacher", "encoder initialisation", "schedule", "speed (FastSal A)"])
 
 # %% [markdown]

@@ -400,10 +400,13 @@ class OnnxRunner(nn.Module):
         path: the ``.onnx`` file.
         threads: ONNX Runtime intra-op threads (inter-op: 1, sequential execution).
         providers: execution providers (default: CPU).
+        spinning: let the idle intra-op threads spin-wait for the next run (ONNX Runtime's default,
+            fastest for one session alone). ``False`` puts them to sleep: several sessions with more
+            than one thread timed in turn then do not take the cores from each other.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1,
-                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+                 providers: Sequence[str] = ("CPUExecutionProvider",), spinning: bool = True) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -418,6 +421,8 @@ class OnnxRunner(nn.Module):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.threads = int(threads)
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
@@ -661,6 +666,7 @@ def interleaved_latency(
     runs: int = 10,
     warmup: int = 3,
     static_shape: bool = True,
+    onnx_spinning: bool = True,
     progress: bool | None = None,
 ) -> "pandas.DataFrame":  # noqa: F821
     """CPU latency of several models and paths, timed **interleaved**: each of ``rounds`` rounds
@@ -672,6 +678,11 @@ def interleaved_latency(
     *ratios* — speed-ups — are what the machine gives when it is steady. The paths are those of
     :func:`inference_paths` (``onnxruntime`` exported for ``example``'s exact shape when
     ``static_shape``), ``threads`` intra-op threads for torch and ONNX Runtime alike.
+
+    With ``threads`` > 1 and several ``onnxruntime`` entries, pass ``onnx_spinning=False``
+    (:class:`OnnxRunner`'s ``spinning``): otherwise the idle threads of the session just timed keep
+    spinning while the next one runs, and take its cores (measured with FastSal (A) and MobileNetV2's
+    features, 2 threads, on 2 cores: IQR 4–6 ms of a 5–12 ms run with spinning, under 1 ms without).
 
     ``nets`` maps any hashable names (strings, tuples) to models. Returns a DataFrame with one row per
     (model, path): ``model`` (the name), ``path``, ``threads``,
@@ -706,7 +717,7 @@ def interleaved_latency(
             for p in paths:
                 if p == "onnxruntime":  # exported outside inference mode, as export_onnx expects
                     onnx_file = export_onnx(eager, x, tmpdir / f"model{i}.onnx", dynamic_batch=not static_shape)
-                    runners[(name, p)] = OnnxRunner(onnx_file, threads=int(threads))
+                    runners[(name, p)] = OnnxRunner(onnx_file, threads=int(threads), spinning=onnx_spinning)
                 else:
                     runners[(name, p)] = _build_path(p, eager, x, int(threads))
                 with torch.no_grad():

@@ -162,6 +162,9 @@ def test_export_onnx_dynamic_batch_runner_and_diff(tmp_path):
     assert isinstance(out, torch.Tensor) and out.shape == (3, 1, 16, 16)
     with torch.no_grad():
         assert float((out - net(x3)).abs().max()) <= 1e-4
+    sleeping = OnnxRunner(path, threads=2, spinning=False)  # idle threads sleep: same arithmetic
+    assert sleeping.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert torch.equal(sleeping(x3), out)
 
 
 def test_export_onnx_with_the_dynamo_exporter(tmp_path):
@@ -289,6 +292,9 @@ def test_interleaved_latency_onnx_matches_eager_and_checks_arguments():
     df = interleaved_latency(nets, x, rounds=2, runs=2, warmup=0, progress=False)
     assert list(df.path) == ["eager", "onnxruntime"] and (df.median_ms > 0).all()
     assert float(df.max_abs_diff.max()) < 1e-4
+    quiet = interleaved_latency(nets, x, ("onnxruntime",), threads=2, rounds=1, runs=2, warmup=0,
+                                onnx_spinning=False, progress=False)
+    assert len(quiet.round_ms[0]) == 1 and float(quiet.max_abs_diff.max()) < 1e-4
     with pytest.raises(ValueError, match="rounds >= 1"):
         interleaved_latency(nets, x, rounds=0)
     with pytest.raises(ValueError, match="nets is empty"):
