@@ -594,72 +594,70 @@ eager_a1 = a_rows[(a_rows.path == "eager") & (a_rows.threads == 1)].iloc[0]
 # A and the features alone timed again *interleaved* (timed one after the other, the per-MAC comparison flipped
 # between two runs of the chapter), through A's fastest path in the table at each thread count; the thread
 # count whose re-timed A is faster gives the verdicts (the table's single burst of runs once ranked one thread
-# above two on a slow spell of the machine). ONNX Runtime's idle threads sleep here instead of spinning: with
-# two sessions timed in turn on two cores, the spinning threads of one took the cores from the other.
-FLOOR = "MobileNetV2 features"
-retimed = {}
-for threads, rows in a_rows.groupby("threads"):
-    path = rows.sort_values("median_ms").iloc[0].path
-    retimed[int(threads)] = (path, interleaved_latency(
-        {k: speed_nets[k] for k in ("FastSal (A)", FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), (path,),
-        threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"], onnx_spinning=False).set_index("model"))
-best_threads = min(retimed, key=lambda t: min(retimed[t][1].loc["FastSal (A)", "round_ms"]))
-best_path, pair = retimed[best_threads]
-best = a_rows[(a_rows.path == best_path) & (a_rows.threads == best_threads)].iloc[0]
-gmacs_of = speed.groupby("model")["gmacs"].first()
-a_per_gmac, floor_per_gmac = (pair.loc[k, "median_ms"] / gmacs_of[k] for k in ("FastSal (A)", FLOOR))
+# above two on a slow spell of the machine). `interleaved_latency` keeps ONNX Runtime's idle threads asleep:
+# with two sessions timed in turn on two cores, the spinning threads of one took the cores from the other.
 # The fps verdict reads the fastest round (the median of its runs): this is a shared virtual machine whose slow
 # spells, seconds to minutes long, raise every model's time in a round together (timeit's argument for the
-# minimum); the median over all passes and the rounds' range are shown beside it
-a_rounds = list(pair.loc["FastSal (A)", "round_ms"])
-a_ms, a_iqr = min(a_rounds), float(pair.loc["FastSal (A)", "iqr_ms"])
-a_ms_all = float(pair.loc["FastSal (A)", "median_ms"])
+# minimum); the median over all passes and the rounds' range are shown beside it.
+FLOOR = "MobileNetV2 features"
+A = "FastSal (A)"
+gmacs_of = speed.groupby("model")["gmacs"].first()
+retimed = {}  # threads → A's fastest path at that thread count, with the pair's interleaved timing
+for threads, rows in a_rows.groupby("threads"):
+    path = rows.sort_values("median_ms").iloc[0].path
+    pair = interleaved_latency({k: speed_nets[k] for k in (A, FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), (path,),
+                               threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"]).set_index("model")
+    retimed[int(threads)] = {
+        "path": path, "rounds ms": list(pair.loc[A, "round_ms"]), "IQR ms": float(pair.loc[A, "iqr_ms"]),
+        "fastest round ms": min(pair.loc[A, "round_ms"]), "median ms": float(pair.loc[A, "median_ms"]),
+        "ms / GMAC": pair.loc[A, "median_ms"] / gmacs_of[A],
+        "features median ms": float(pair.loc[FLOOR, "median_ms"]),
+        "features ms / GMAC": pair.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]}
+best_threads = min(retimed, key=lambda t: retimed[t]["fastest round ms"])
+best = retimed[best_threads]
+a_ms, a_ms_all, a_rounds = best["fastest round ms"], best["median ms"], best["rounds ms"]
+a_per_gmac, floor_per_gmac = best["ms / GMAC"], best["features ms / GMAC"]
 a_fps = 1e3 / a_ms
-a_gflops = 2 * gmacs_of["FastSal (A)"] / (a_ms / 1e3)
-a_peak_share = 100 * a_gflops / peak[int(best.threads)]["gflops_median"]
+a_gflops = 2 * gmacs_of[A] / (a_ms / 1e3)
+peak_gflops = peak[best_threads]["gflops_median"]
+a_peak_share = 100 * a_gflops / peak_gflops
 glue("pair_rounds", S["pair_rounds"])
-for k, v in {"a_best_fps": a_fps, "a_best_path": best.path, "a_best_threads": int(best.threads),
-             "a_best_ms": a_ms, "a_best_iqr": a_iqr, "a_eager1_fps": eager_a1.fps,
+for k, v in {"a_best_fps": a_fps, "a_best_path": best["path"], "a_best_threads": best_threads,
+             "a_best_ms": a_ms, "a_best_iqr": best["IQR ms"], "a_eager1_fps": eager_a1.fps,
              "a_ms_per_gmac": a_per_gmac, "floor_ms_per_gmac": floor_per_gmac,
-             "a_gflops": a_gflops, "peak_gflops": peak[int(best.threads)]["gflops_median"],
-             "a_peak_share": a_peak_share}.items():
+             "a_gflops": a_gflops, "peak_gflops": peak_gflops, "a_peak_share": a_peak_share}.items():
     glue(k, v if isinstance(v, str) else float(v))
 record("fastsal.speed.a.best_fps", a_fps, tol=0, rel=1.0, note="machine-dependent")
 record("fastsal.speed.a.all_passes_fps", 1e3 / a_ms_all, tol=0, rel=1.0, note="machine-dependent")
 record("fastsal.speed.a.eager_1thread_fps", eager_a1.fps, tol=0, rel=1.0, note="machine-dependent")
-record("fastsal.speed.matmul_peak_gflops", peak[int(best.threads)]["gflops_median"], tol=0, rel=1.0,
-       note="machine-dependent")
+record("fastsal.speed.matmul_peak_gflops", peak_gflops, tol=0, rel=1.0, note="machine-dependent")
 per_mac_ok = a_per_gmac <= floor_per_gmac
 record("fastsal.speed.a_over_features_ms_per_gmac", a_per_gmac / floor_per_gmac, tol=0, rel=1.0,
        note="machine-dependent")
 passes = S["pair_rounds"] * S["speed_runs"]
-retimed_table = pd.DataFrame({
-    f"{t} thread(s), {path}": {
-        "FastSal (A) fastest round ms": min(r.loc["FastSal (A)", "round_ms"]),
-        "FastSal (A) median ms": r.loc["FastSal (A)", "median_ms"],
-        "FastSal (A) ms / GMAC": r.loc["FastSal (A)", "median_ms"] / gmacs_of["FastSal (A)"],
-        "features ms / GMAC": r.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]}
-    for t, (path, r) in retimed.items()}).T
+retimed_table = pd.DataFrame({f"{t} thread(s), {r['path']}": {
+    "FastSal (A) fastest round ms": r["fastest round ms"], "FastSal (A) median ms": r["median ms"],
+    "FastSal (A) ms / GMAC": r["ms / GMAC"], "features ms / GMAC": r["features ms / GMAC"]}
+    for t, r in retimed.items()}).T
 display(retimed_table.round(2))
-scaling = {name: (retimed[1][1].loc[name, "median_ms"] / retimed[2][1].loc[name, "median_ms"]
-                  if {1, 2} <= set(retimed) else float("nan")) for name in ("FastSal (A)", FLOOR)}
+both = {1, 2} <= set(retimed)
+glue("a_two_thread_scaling", retimed[1]["median ms"] / retimed[2]["median ms"] if both else float("nan"))
+glue("features_two_thread_scaling",
+     retimed[1]["features median ms"] / retimed[2]["features median ms"] if both else float("nan"))
 for t in (1, 2):
-    glue(f"a_over_features_per_gmac_{t}", retimed_table["FastSal (A) ms / GMAC"].iloc[list(retimed).index(t)]
-         / retimed_table["features ms / GMAC"].iloc[list(retimed).index(t)] if t in retimed else float("nan"))
-glue("a_two_thread_scaling", scaling["FastSal (A)"])
-glue("features_two_thread_scaling", scaling[FLOOR])
-per_thread = ", ".join(f"{t} thread(s) {min(r.loc['FastSal (A)', 'round_ms']):.1f} ms"
-                       for t, (_, r) in retimed.items())
+    glue(f"a_over_features_per_gmac_{t}",
+         retimed[t]["ms / GMAC"] / retimed[t]["features ms / GMAC"] if t in retimed else float("nan"))
+per_thread = ", ".join(f"{t} thread(s) {r['fastest round ms']:.1f} ms" for t, r in retimed.items())
 display(Markdown(
     f"Timed again interleaved with MobileNetV2's features alone through its fastest path in the table at each "
     f"thread count ({S['pair_rounds']} rounds of {S['speed_runs']} passes; fastest round {per_thread}), FastSal (A) "
-    f"is fastest through {best.path} with {int(best.threads)} thread(s): **{a_fps:.1f} fps** in its fastest round "
+    f"is fastest through {best['path']} with {best_threads} thread(s): **{a_fps:.1f} fps** in its fastest round "
     f"({a_ms:.1f} ms, the median of that round's passes). The round medians ranged {min(a_rounds):.1f}–"
     f"{max(a_rounds):.1f} ms and the median of all {passes} passes is {a_ms_all:.1f} ms ({1e3 / a_ms_all:.1f} fps, "
-    f"IQR {a_iqr:.1f} ms): this machine is shared, and its slow spells slow whole rounds. The 60 fps target is "
+    f"IQR {best['IQR ms']:.1f} ms): this machine is shared, and its slow spells slow whole rounds. The 60 fps target is "
     f"**{'met' if a_fps >= 60 else 'missed'}**. Over all passes its time per GMAC is {a_per_gmac:.1f} ms against "
     f"{floor_per_gmac:.1f} ms for the features (**{'no worse' if per_mac_ok else 'worse'}**), and it sustains "
-    f"{a_gflops:.1f} GFLOP/s, {a_peak_share:.0f} % of the {peak[int(best.threads)]['gflops_median']:.1f} GFLOP/s "
+    f"{a_gflops:.1f} GFLOP/s, {a_peak_share:.0f} % of the {peak_gflops:.1f} GFLOP/s "
     "this CPU reaches on a dense 1024 × 1024 matrix product."))
 if torch.cuda.is_available():
     from salbook.cost import latency
@@ -705,7 +703,7 @@ pd.DataFrame({
                  f"Lite0 + SalGAN-shaped decoder trained here ({teacher_seconds / 60:.1f} min)",
                  "MobileNetV2 random (no weights offline); one student on ImageNet Lite0 instead",
                  f"{base_c.epochs} epochs, lr {base_c.lr:g}, batch {base_c.batch_size}",
-                 f"{a_fps:.1f} fps ({best.path}, {int(best.threads)} thread(s), this CPU)"],
+                 f"{a_fps:.1f} fps ({best['path']}, {best_threads} thread(s), this CPU)"],
 }, index=["data", "training input", "teacher", "encoder initialisation", "schedule", "speed (FastSal A)"])
 
 # %% [markdown]

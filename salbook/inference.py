@@ -666,7 +666,6 @@ def interleaved_latency(
     runs: int = 10,
     warmup: int = 3,
     static_shape: bool = True,
-    onnx_spinning: bool = True,
     progress: bool | None = None,
 ) -> "pandas.DataFrame":  # noqa: F821
     """CPU latency of several models and paths, timed **interleaved**: each of ``rounds`` rounds
@@ -679,10 +678,11 @@ def interleaved_latency(
     :func:`inference_paths` (``onnxruntime`` exported for ``example``'s exact shape when
     ``static_shape``), ``threads`` intra-op threads for torch and ONNX Runtime alike.
 
-    With ``threads`` > 1 and several ``onnxruntime`` entries, pass ``onnx_spinning=False``
-    (:class:`OnnxRunner`'s ``spinning``): otherwise the idle threads of the session just timed keep
-    spinning while the next one runs, and take its cores (measured with FastSal (A) and MobileNetV2's
-    features, 2 threads, on 2 cores: IQR 4–6 ms of a 5–12 ms run with spinning, under 1 ms without).
+    The ONNX Runtime sessions are built with their idle threads asleep (:class:`OnnxRunner`'s
+    ``spinning=False``): all of them stay alive while each is timed in turn, and with ``threads`` > 1
+    the spinning threads of the session just timed would take the cores of the next one (measured
+    with FastSal (A) and MobileNetV2's features, 2 threads, on 2 cores: IQR 4–6 ms of a 5–12 ms run
+    with spinning, under 1 ms without). With one thread there are no idle threads to spin.
 
     ``nets`` maps any hashable names (strings, tuples) to models. Returns a DataFrame with one row per
     (model, path): ``model`` (the name), ``path``, ``threads``,
@@ -717,7 +717,7 @@ def interleaved_latency(
             for p in paths:
                 if p == "onnxruntime":  # exported outside inference mode, as export_onnx expects
                     onnx_file = export_onnx(eager, x, tmpdir / f"model{i}.onnx", dynamic_batch=not static_shape)
-                    runners[(name, p)] = OnnxRunner(onnx_file, threads=int(threads), spinning=onnx_spinning)
+                    runners[(name, p)] = OnnxRunner(onnx_file, threads=int(threads), spinning=False)
                 else:
                     runners[(name, p)] = _build_path(p, eager, x, int(threads))
                 with torch.no_grad():

@@ -292,8 +292,7 @@ def test_interleaved_latency_onnx_matches_eager_and_checks_arguments():
     df = interleaved_latency(nets, x, rounds=2, runs=2, warmup=0, progress=False)
     assert list(df.path) == ["eager", "onnxruntime"] and (df.median_ms > 0).all()
     assert float(df.max_abs_diff.max()) < 1e-4
-    quiet = interleaved_latency(nets, x, ("onnxruntime",), threads=2, rounds=1, runs=2, warmup=0,
-                                onnx_spinning=False, progress=False)
+    quiet = interleaved_latency(nets, x, ("onnxruntime",), threads=2, rounds=1, runs=2, warmup=0, progress=False)
     assert len(quiet.round_ms[0]) == 1 and float(quiet.max_abs_diff.max()) < 1e-4
     with pytest.raises(ValueError, match="rounds >= 1"):
         interleaved_latency(nets, x, rounds=0)
