@@ -6,6 +6,11 @@
 * :func:`export_onnx` / :class:`OnnxRunner` / :func:`onnx_max_abs_diff` — an ONNX file (checked by
   the ``onnx`` package, written atomically) run in ONNX Runtime, and how far its outputs are from
   PyTorch's.
+* :func:`depth_to_space_as_conv_transpose` — the same ONNX graph with every ``DepthToSpace``
+  (PyTorch's ``PixelShuffle``) replaced by the equivalent grouped ``ConvTranspose``, which ONNX
+  Runtime's CPU provider runs faster (FastSal (A)'s eight shuffles: 1.8 → 0.7 ms).
+* :class:`OpenVinoRunner` — an ONNX file compiled by OpenVINO for the CPU (f32).
+* :func:`onnxruntime_op_times` — where ONNX Runtime spends a run, per operator type (its profiler).
 * :func:`inference_paths` — the latency of each of these ways of running the same network,
   measured with :mod:`salbook.cost`'s timing (median and IQR over repeated runs, threads pinned).
 * :func:`speed_table` — :func:`inference_paths` for several named models, with their MACs, the
@@ -41,6 +46,9 @@ __all__ = [
     "eval_copy",
     "export_onnx",
     "OnnxRunner",
+    "OpenVinoRunner",
+    "depth_to_space_as_conv_transpose",
+    "onnxruntime_op_times",
     "onnx_max_abs_diff",
     "inference_paths",
     "interleaved_latency",
@@ -57,9 +65,15 @@ DEFAULT_OPSET = 18
 #: The ways :func:`inference_paths` can run a model by default.
 INFERENCE_PATHS = ("eager", "folded", "channels_last", "jit", "onnxruntime")
 
-#: Every path :func:`inference_paths` knows: the defaults plus ``compiled`` (:func:`compile_for_cpu`),
-#: which is asked for by name because compiling takes tens of seconds per model on a small CPU.
-ALL_INFERENCE_PATHS = (*INFERENCE_PATHS, "compiled")
+#: The paths that run an exported ONNX file: ``onnxruntime`` (:class:`OnnxRunner`), ``onnxruntime_convt``
+#: (the file rewritten by :func:`depth_to_space_as_conv_transpose`, then :class:`OnnxRunner`) and
+#: ``openvino`` (:class:`OpenVinoRunner`).
+ONNX_PATHS = ("onnxruntime", "onnxruntime_convt", "openvino")
+
+#: Every path :func:`inference_paths` knows: the defaults, the other two ONNX runtimes and ``compiled``
+#: (:func:`compile_for_cpu`), which is asked for by name because compiling takes tens of seconds per model
+#: on a small CPU.
+ALL_INFERENCE_PATHS = (*INFERENCE_PATHS, "onnxruntime_convt", "openvino", "compiled")
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -442,6 +456,201 @@ class OnnxRunner(nn.Module):
         return f"path={str(self.path)!r}, threads={self.threads}"
 
 
+def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathLike | None = None) -> Path:
+    """Rewrite every ``DepthToSpace`` of an ONNX file as the grouped ``ConvTranspose`` that equals it.
+
+    ``DepthToSpace`` in ``CRD`` mode with block size ``r`` (what ``torch.onnx`` exports for
+    ``nn.PixelShuffle(r)``) moves input channel ``r²·k + r·i + j`` at pixel ``(h, w)`` to output
+    channel ``k`` at ``(r·h + i, r·w + j)``. A ``ConvTranspose`` with kernel and stride ``r``,
+    ``groups = C / r²`` and a fixed one-hot weight ``W[r²·k + r·i + j, 0, i, j] = 1`` computes exactly
+    that: each group sums its ``r²`` inputs, each through one non-zero tap (``r²`` multiply-adds per
+    output element, all by 1.0 or 0.0, so for finite inputs the output is bit-for-bit the input's values).
+
+    Why: ONNX Runtime's CPU ``DepthToSpace`` is a generic six-dimensional transpose (Eigen's
+    ``shuffle``) on one thread. For FastSal (A) at 192 × 256 (eight PixelShuffles, two threads) its
+    profiler (:func:`onnxruntime_op_times`) put 1.8 ms of an 11 ms run in ``DepthToSpace``, and 0.7 ms
+    in the ``ConvTranspose`` nodes that replace them (measured while writing; chapter 4 measures it
+    in its run). OpenVINO runs ``DepthToSpace`` well as it is; keep the original file for it.
+
+    ``DCR``-mode nodes (``DepthToSpace``'s default, which PyTorch does not export) are left as they
+    are: their input channels of one output channel are not adjacent, so no grouped convolution
+    takes them. The channel count of each rewritten node's input must be known (ONNX shape inference
+    on the file; the batch dimension may be symbolic).
+
+    Args:
+        src: the ONNX file (not changed).
+        dst: where to write the rewritten file (atomically); ``None``: beside ``src`` as
+            ``<name>.convt.onnx``.
+
+    Returns:
+        ``dst`` as a :class:`~pathlib.Path`.
+    """
+    import onnx
+    from onnx import helper, numpy_helper, shape_inference
+
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"no ONNX file at {src}; create one with salbook.inference.export_onnx")
+    dst = src.with_name(src.stem + ".convt.onnx") if dst is None else Path(dst)
+    model = shape_inference.infer_shapes(onnx.load(str(src)), data_prop=True)  # sizes computed in the graph too
+    graph = model.graph
+    channels = {}
+    for info in (*graph.value_info, *graph.input):
+        dims = info.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            channels[info.name] = dims[1].dim_value
+    names = {t.name for t in graph.initializer} | {n for node in graph.node for n in node.output}
+    nodes, weights = [], []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        mode = attrs.get("mode", b"DCR")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if node.op_type != "DepthToSpace" or node.domain not in ("", "ai.onnx") or mode != "CRD":
+            nodes.append(node)
+            continue
+        r = int(attrs["blocksize"])
+        c_in = channels.get(node.input[0])
+        if c_in is None:
+            raise ValueError(f"cannot rewrite DepthToSpace node {node.name!r}: its input's channel count is unknown "
+                             "to ONNX shape inference; export with fixed C × H × W (export_onnx does)")
+        groups = c_in // (r * r)
+        weight = np.zeros((c_in, 1, r, r), dtype=np.float32)
+        for k in range(groups):
+            for i in range(r):
+                for j in range(r):
+                    weight[r * r * k + r * i + j, 0, i, j] = 1.0
+        name = f"{node.name or node.output[0]}_as_convt_weight"
+        while name in names:
+            name += "_"
+        names.add(name)
+        weights.append(numpy_helper.from_array(weight, name))
+        nodes.append(helper.make_node("ConvTranspose", [node.input[0], name], list(node.output),
+                                      name=f"{node.name}_as_convt" if node.name else "", group=groups,
+                                      kernel_shape=[r, r], strides=[r, r]))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(weights)
+    del graph.value_info[:]  # inferred above for the rewrite; the runtime infers its own
+    onnx.checker.check_model(model)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp.onnx", dir=dst.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp_name)
+        os.replace(tmp_name, dst)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return dst
+
+
+class OpenVinoRunner(nn.Module):
+    """An ONNX file compiled by OpenVINO for the CPU, called like the PyTorch model it came from.
+
+    OpenVINO (Intel's inference runtime; its CPU plugin runs on any x86-64 or ARM CPU) keeps
+    activations in blocked channel layouts through the whole graph, ``DepthToSpace`` included, where
+    ONNX Runtime reorders around it. Compiled for latency (one stream), ``threads`` inference threads
+    and **f32** arithmetic: on CPUs with bf16 or AMX units OpenVINO would otherwise pick bf16, and the
+    timings would compare different arithmetic.
+
+    ``runner(x)`` takes an ``N × C × H × W`` float tensor (any device; copied to host memory) and
+    returns the first output as a CPU float tensor (a tuple if the graph has several outputs).
+    Parameterless, so :mod:`salbook.cost`'s timing applies unchanged.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {path}; create one with salbook.inference.export_onnx")
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        try:
+            import openvino as ov
+        except ImportError as err:  # a declared dependency; a trimmed environment may lack it
+            raise ImportError("the 'openvino' path needs the openvino package: pip install openvino") from err
+        config = {"INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_PRECISION_HINT": "f32"}
+        self.path = path
+        self.threads = int(threads)
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        result = self.request.infer({0: arr})
+        tensors = tuple(torch.from_numpy(np.array(result[out])) for out in self.compiled.outputs)
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    def __deepcopy__(self, memo: dict) -> "OpenVinoRunner":  # compiled models cannot be copied; share it
+        return self
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}, threads={self.threads}"
+
+
+def onnxruntime_op_times(onnx_file: str | os.PathLike, example: torch.Tensor, threads: int = 1,
+                         runs: int = 20, warmup: int = 3) -> "pandas.Series":  # noqa: F821
+    """Milliseconds per run that ONNX Runtime spends in each operator type of ``onnx_file``.
+
+    Runs the file ``warmup`` times, then ``runs`` times with ONNX Runtime's profiler on (the same
+    session options as :class:`OnnxRunner`, so the operators are the optimised graph's: ``Conv``
+    nodes fused with their activations and moved to the blocked ``NCHWc`` layout, and the
+    ``ReorderInput`` / ``ReorderOutput`` nodes that move tensors into and out of it), and sums the
+    profiler's per-node kernel times by operator type. The profiler adds a little time to every
+    node, so the parts are for comparing with each other, not with :func:`salbook.cost.latency`.
+
+    Returns a Series, operator type → ms per run, largest first; the profile file is deleted.
+    """
+    import json
+
+    import onnxruntime as ort
+    import pandas as pd
+
+    if int(runs) < 1 or int(warmup) < 0:
+        raise ValueError(f"need runs >= 1 and warmup >= 0, got {runs!r}, {warmup!r}")
+    onnx_file = Path(onnx_file)
+    if not onnx_file.is_file():
+        raise FileNotFoundError(f"no ONNX file at {onnx_file}; create one with salbook.inference.export_onnx")
+    x = np.ascontiguousarray(example.detach().cpu().numpy(), dtype=np.float32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    opts.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="salbook-ortprof-") as tmp:
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(onnx_file), sess_options=opts, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        for _ in range(int(warmup) + int(runs)):
+            session.run(None, {name: x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    starts = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    first_timed = starts[int(warmup)]  # node events of the warm-up runs come before this
+    times: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time") \
+                and event["ts"] >= first_timed:
+            op = event.get("args", {}).get("op_name", "?")
+            times[op] = times.get(op, 0.0) + event["dur"] / 1e3 / int(runs)
+    return pd.Series(times, name="ms per run", dtype=float).sort_values(ascending=False)
+
+
+def _onnx_runner(path: str, onnx_file: str | os.PathLike, threads: int, *, spinning: bool = True) -> nn.Module:
+    """The runner of ONNX path ``path`` (one of :data:`ONNX_PATHS`) for an exported ``onnx_file``.
+
+    ``onnxruntime_convt`` writes the rewritten file beside ``onnx_file`` (``<name>.convt.onnx``).
+    ``spinning`` is :class:`OnnxRunner`'s (ONNX Runtime paths only).
+    """
+    if path == "onnxruntime":
+        return OnnxRunner(onnx_file, threads=threads, spinning=spinning)
+    if path == "onnxruntime_convt":
+        return OnnxRunner(depth_to_space_as_conv_transpose(onnx_file), threads=threads, spinning=spinning)
+    if path == "openvino":
+        return OpenVinoRunner(onnx_file, threads=threads)
+    raise ValueError(f"{path!r} is not an ONNX path; choose from {', '.join(ONNX_PATHS)}")
+
+
 def _first(out: object) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
@@ -564,7 +773,7 @@ def _check_paths(paths: Sequence[str]) -> None:
 
 
 def _build_path(path: str, eager: nn.Module, x: torch.Tensor, threads: int) -> nn.Module:
-    """The runnable of one in-process path (not ``onnxruntime``) for the eval-mode CPU ``eager``."""
+    """The runnable of one in-process path (not one of :data:`ONNX_PATHS`) for the eval-mode CPU ``eager``."""
     from .cost import _threads
 
     if path == "eager":
@@ -598,8 +807,11 @@ def inference_paths(
     Paths: ``eager`` (the model in eval mode), ``folded`` (:func:`prepare_for_inference`),
     ``channels_last`` (folded + NHWC), ``jit`` (:func:`jit_freeze` of the folded model),
     ``onnxruntime`` (:func:`export_onnx` + :class:`OnnxRunner` with that many threads) and, only
-    when named, ``compiled`` (:func:`compile_for_cpu`: Inductor with freezing; Dynamo guards on
-    torch's thread count, so each thread count listed costs one compile). Each is
+    when named, ``onnxruntime_convt`` (the export rewritten by :func:`depth_to_space_as_conv_transpose`,
+    in ONNX Runtime), ``openvino`` (the export in :class:`OpenVinoRunner`) and ``compiled``
+    (:func:`compile_for_cpu`: Inductor with freezing; Dynamo guards on torch's thread count, so each
+    thread count listed costs one compile). The ONNX paths share one export (at ``onnx_path`` if
+    given, kept; the rewritten file beside it). Each is
     timed by :func:`salbook.cost.latency` (random input of ``example``'s shape, ``warmup`` untimed
     then ``runs`` timed passes, torch threads pinned to the row's count).
 
@@ -628,19 +840,19 @@ def inference_paths(
         ref = _first(eager(x)).float()
     built: dict[str, nn.Module] = {}
     with contextlib.ExitStack() as stack:
+        if any(p in ONNX_PATHS for p in paths):
+            if onnx_path is None:
+                tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-")))
+                onnx_path = tmpdir / "model.onnx"
+            export_onnx(eager, x, onnx_path, dynamic_batch=not static_shape)
         for p in paths:
-            if p == "onnxruntime":
-                if onnx_path is None:
-                    tmpdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="salbook-onnx-")))
-                    onnx_path = tmpdir / "model.onnx"
-                export_onnx(eager, x, onnx_path, dynamic_batch=not static_shape)
-            else:
+            if p not in ONNX_PATHS:
                 built[p] = _build_path(p, eager, x, int(threads[0]))
         rows = []
         shape = tuple(x.shape)
         for t in threads:
             for p in paths:
-                net = OnnxRunner(onnx_path, threads=int(t)) if p == "onnxruntime" else built[p]
+                net = _onnx_runner(p, onnx_path, int(t)) if p in ONNX_PATHS else built[p]
                 with torch.no_grad(), _threads(int(t)):  # at the timed count (a compiled graph is per count)
                     diff = float((_first(net(x)).float() - ref).abs().max())
                 lat = latency(net, shape[1:], batch=shape[0], device="cpu", warmup=warmup, runs=runs,
@@ -675,8 +887,8 @@ def interleaved_latency(
     change, a noisy neighbour on a virtual machine) land on whichever model is being timed, which
     then looks slower than it is; interleaving spreads such spells over all of them, so their
     *ratios* — speed-ups — are what the machine gives when it is steady. The paths are those of
-    :func:`inference_paths` (``onnxruntime`` exported for ``example``'s exact shape when
-    ``static_shape``), ``threads`` intra-op threads for torch and ONNX Runtime alike.
+    :func:`inference_paths` (the ONNX paths share one export per model, for ``example``'s exact shape
+    when ``static_shape``), ``threads`` intra-op threads for torch, ONNX Runtime and OpenVINO alike.
 
     The ONNX Runtime sessions are built with their idle threads asleep (:class:`OnnxRunner`'s
     ``spinning=False``): all of them stay alive while each is timed in turn, and with ``threads`` > 1
@@ -714,10 +926,12 @@ def interleaved_latency(
             eager = eval_copy(model).cpu()
             with torch.no_grad():
                 ref = _first(eager(x)).float()
+            onnx_file = None
             for p in paths:
-                if p == "onnxruntime":  # exported outside inference mode, as export_onnx expects
-                    onnx_file = export_onnx(eager, x, tmpdir / f"model{i}.onnx", dynamic_batch=not static_shape)
-                    runners[(name, p)] = OnnxRunner(onnx_file, threads=int(threads), spinning=False)
+                if p in ONNX_PATHS:
+                    if onnx_file is None:  # exported outside inference mode, as export_onnx expects
+                        onnx_file = export_onnx(eager, x, tmpdir / f"model{i}.onnx", dynamic_batch=not static_shape)
+                    runners[(name, p)] = _onnx_runner(p, onnx_file, int(threads), spinning=False)
                 else:
                     runners[(name, p)] = _build_path(p, eager, x, int(threads))
                 with torch.no_grad():

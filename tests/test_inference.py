@@ -11,9 +11,13 @@ import torch.nn.functional as F
 
 from salbook import models
 from salbook.inference import (
+    ALL_INFERENCE_PATHS,
     INFERENCE_PATHS,
+    ONNX_PATHS,
     OnnxRunner,
+    OpenVinoRunner,
     compile_for_cpu,
+    depth_to_space_as_conv_transpose,
     eval_copy,
     export_onnx,
     fold_batchnorm,
@@ -21,6 +25,7 @@ from salbook.inference import (
     interleaved_latency,
     jit_freeze,
     onnx_max_abs_diff,
+    onnxruntime_op_times,
     prepare_for_inference,
     speed_table,
 )
@@ -365,3 +370,100 @@ def test_book_architectures_export_to_onnx_within_1e4(name, size):
         out = model(x[:1])
     assert torch.isfinite(out).all() and float(out.abs().max()) > 0
     assert onnx_max_abs_diff(model, x[:1]) <= 1e-4
+
+
+class _Shuffler(nn.Module):
+    """Convolutions around PixelShuffle(3) and PixelShuffle(2), the second after a bilinear resize to a
+    size read from the input's shape (FastSal (C)'s merger: the channel count then reaches the shuffle
+    only through shape arithmetic in the graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Sequential(nn.Conv2d(3, 36, 3, padding=1), nn.PixelShuffle(3), nn.ReLU(), nn.Conv2d(4, 8, 1))
+        self.tail = nn.Sequential(nn.PixelShuffle(2), nn.Conv2d(2, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(x)
+        y = F.interpolate(y, size=(x.shape[2] * 6, x.shape[3] * 6), mode="bilinear", align_corners=True)
+        return self.tail(y)
+
+
+def _op_types(path) -> list[str]:
+    import onnx
+
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_depth_to_space_rewrite_gives_identical_outputs(tmp_path):
+    import numpy as np
+
+    net, x = _Shuffler().eval(), torch.rand(2, 3, 8, 12)
+    src = export_onnx(net, x, tmp_path / "shuffler.onnx")
+    dst = depth_to_space_as_conv_transpose(src)
+    assert dst == tmp_path / "shuffler.convt.onnx"
+    assert _op_types(src).count("DepthToSpace") == 2
+    assert "DepthToSpace" not in _op_types(dst) and _op_types(dst).count("ConvTranspose") == 2
+    a, b = OnnxRunner(src)(x), OnnxRunner(dst)(x)
+    assert a.shape == (2, 1, 96, 144)
+    assert np.array_equal(a.numpy(), b.numpy())  # the one-hot weights move values, they do not round them
+    with torch.no_grad():
+        assert float((b - net(x)).abs().max()) < 1e-5
+
+
+def test_depth_to_space_rewrite_leaves_dcr_mode_and_names_unknown_channels(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    def model(mode: str, channels: int | str):
+        node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 3, 3])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        path = tmp_path / f"{mode}{channels}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+        return path
+
+    kept = depth_to_space_as_conv_transpose(model("DCR", 8), tmp_path / "dcr_out.onnx")
+    assert _op_types(kept) == ["DepthToSpace"]  # DCR's channels of one output are not adjacent: no group takes them
+    with pytest.raises(ValueError, match="channel count is unknown"):
+        depth_to_space_as_conv_transpose(model("CRD", "c"))
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        depth_to_space_as_conv_transpose(tmp_path / "missing.onnx")
+
+
+def test_openvino_runner_matches_pytorch_and_checks_arguments(tmp_path):
+    net, x = _randomise_bn(_Net()), torch.rand(2, 3, 16, 16)
+    path = export_onnx(net, x, tmp_path / "net.onnx")
+    for threads in (1, 2):
+        got = OpenVinoRunner(path, threads=threads)(x)
+        with torch.no_grad():
+            assert got.shape == (2, 1, 16, 16) and float((got - net(x)).abs().max()) < 1e-4
+    assert "threads=2" in repr(OpenVinoRunner(path, threads=2))
+    with pytest.raises(ValueError, match="threads"):
+        OpenVinoRunner(path, threads=0)
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        OpenVinoRunner(tmp_path / "missing.onnx")
+
+
+def test_onnx_paths_share_one_export_and_match_eager(tmp_path):
+    assert set(ONNX_PATHS) <= set(ALL_INFERENCE_PATHS) and not {"onnxruntime_convt", "openvino"} & set(INFERENCE_PATHS)
+    net, x = _Shuffler().eval(), torch.rand(1, 3, 8, 8)
+    path = tmp_path / "shared.onnx"
+    df = inference_paths(net, x, threads=(1,), paths=ONNX_PATHS, runs=2, warmup=0, onnx_path=path)
+    assert list(df.path) == list(ONNX_PATHS) and (df.median_ms > 0).all() and (df.max_abs_diff < 1e-5).all()
+    assert path.is_file() and (tmp_path / "shared.convt.onnx").is_file()
+    timed = interleaved_latency({"s": net}, x, ONNX_PATHS, rounds=1, runs=2, warmup=0, progress=False)
+    assert list(timed.path) == list(ONNX_PATHS) and (timed.max_abs_diff < 1e-5).all()
+
+
+def test_onnxruntime_op_times_splits_a_run_by_operator(tmp_path):
+    net, x = _Shuffler().eval(), torch.rand(1, 3, 16, 16)
+    src = export_onnx(net, x, tmp_path / "s.onnx")
+    before = onnxruntime_op_times(src, x, runs=3, warmup=1)
+    after = onnxruntime_op_times(depth_to_space_as_conv_transpose(src), x, runs=3, warmup=1)
+    assert {"Conv", "DepthToSpace"} <= set(before.index) and "ConvTranspose" not in before.index
+    assert "ConvTranspose" in after.index and "DepthToSpace" not in after.index
+    assert (before >= 0).all() and before.iloc[0] == before.max()  # largest first
+    with pytest.raises(ValueError, match="runs >= 1"):
+        onnxruntime_op_times(src, x, runs=0)
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        onnxruntime_op_times(tmp_path / "missing.onnx", x)
