@@ -12,6 +12,7 @@ from salbook.cost import (
     count_params,
     flops,
     latency,
+    matmul_peak_gflops,
     peak_activation_memory,
     cost_summary,
     cost_table,
@@ -193,3 +194,15 @@ def test_operator_profile_lists_the_convolution_and_adds_up():
     assert net.training  # the caller's model keeps its mode
     with pytest.raises(ValueError, match="runs"):
         operator_profile(net, (16, 16), runs=0)
+
+
+def test_matmul_peak_takes_the_faster_blas_and_restores_threads():
+    before = torch.get_num_threads()
+    r = matmul_peak_gflops(threads=1, n=128, warmup=1, runs=3)
+    assert torch.get_num_threads() == before
+    assert set(r["by_library"]) == {"torch", "numpy"} and r["library"] in r["by_library"]
+    assert r["gflops_median"] == pytest.approx(max(r["by_library"].values()))
+    assert r["gflops_best"] >= r["gflops_median"] > 0 and r["threads"] == 1 and r["n"] == 128
+    assert r["median_ms"] == pytest.approx(2 * 128**3 / r["gflops_median"] / 1e6)
+    with pytest.raises(ValueError, match="n must be"):
+        matmul_peak_gflops(n=0)
