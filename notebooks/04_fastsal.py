@@ -53,7 +53,7 @@ S = pick(
                n_shifted=8, t4_epochs=1, hint_images=8, speed_threads=(1,), speed_runs=2, pair_rounds=1, n_shuffle=4,
                n_splits=5),
     book=dict(t3_size=(192, 256), t3_vgg=True, t5_rows=None, t4_rows=None, speed_size=(192, 256), speed_paths_a=None,
-              speed_paths=None, n_shifted=200,
+              speed_paths=("eager", "onnxruntime", "onnxruntime_convt", "openvino"), n_shifted=200,
               t4_epochs=2, hint_images=64, speed_threads=(1, 2), speed_runs=12, pair_rounds=8, n_shuffle=100,
               n_splits=100),
     paper=dict(t3_size=(192, 256), t3_vgg=True, t5_rows=None, t4_rows=None, speed_size=(192, 256), speed_paths_a=None,
@@ -67,6 +67,9 @@ record_meta(device=str(DEVICE), dataset=dataset, profile=profile, **{k: str(v) f
 S
 
 # %%
+import tempfile
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -80,7 +83,8 @@ from salbook.cost import count_params, flops, matmul_peak_gflops
 from salbook.data import load_split
 from salbook.distillation import hint_loss
 from salbook.evaluation import evaluate, finished_maps, paired_difference
-from salbook.inference import interleaved_latency, speed_table
+from salbook.inference import (ALL_INFERENCE_PATHS, ONNX_PATHS, depth_to_space_as_conv_transpose, export_onnx,
+                               interleaved_latency, onnxruntime_op_times, speed_table)
 from salbook.models.fastsal import fastsal_density_postprocess, fastsal_postprocess
 from salbook.recipes import fastsal as R
 
@@ -564,8 +568,10 @@ glue("t4_mnv2_rand_cc", cc4.get("MobileNetV2, random", float("nan")))
 # median and inter-quartile range over repeated runs, for FastSal (A), FastSal (C) and MobileNetV2's
 # `features` alone measured in the same run (the floor: both models run it whole). Then the same networks
 # made faster step by step with `salbook.inference`: eval-mode batch norm folded into the convolutions,
-# channels-last memory format, a traced and frozen TorchScript module, and ONNX Runtime. Weights do not
-# change the timing; the models are the trained ones.
+# channels-last memory format, a traced and frozen TorchScript module, and the exported ONNX graph in two
+# runtimes: ONNX Runtime, as exported (`onnxruntime`) and with its PixelShuffles rewritten as the equal
+# grouped transposed convolutions (`onnxruntime_convt`, `depth_to_space_as_conv_transpose`; why, below), and
+# OpenVINO (`openvino`, f32). Weights do not change the timing; the models are the trained ones.
 
 # %%
 t0 = time.perf_counter()
@@ -573,11 +579,12 @@ speed_nets = {"FastSal (A)": runs["A  P✓ T✓ G✓"].model, "FastSal (C)": run
               "MobileNetV2 features": R.mobilenet_v2_features()}
 speed_nets = {k: v.to(memory_format=torch.contiguous_format) for k, v in speed_nets.items()}
 SPEED_SIZE = tuple(S["speed_size"])  # 192 × 256 (the smoke profile: smaller, and fewer paths)
+EVERY_PATH = [p for p in ALL_INFERENCE_PATHS if p != "compiled"]  # compiling costs minutes here; chapter 6 has it
 speed = pd.concat([
     speed_table({"FastSal (A)": speed_nets["FastSal (A)"]}, SPEED_SIZE, threads=S["speed_threads"],
-                paths=S["speed_paths_a"], runs=S["speed_runs"]),
+                paths=S["speed_paths_a"] or EVERY_PATH, runs=S["speed_runs"]),
     speed_table({k: v for k, v in speed_nets.items() if k != "FastSal (A)"}, SPEED_SIZE, threads=S["speed_threads"],
-                paths=S["speed_paths"], runs=S["speed_runs"])], ignore_index=True)
+                paths=S["speed_paths"] or EVERY_PATH, runs=S["speed_runs"])], ignore_index=True)
 peak = {t: matmul_peak_gflops(threads=t) for t in S["speed_threads"]}
 speed["% of matmul peak"] = [100 * g / peak[t]["gflops_median"] for g, t in zip(speed.gflops_per_s, speed.threads)]
 print(f"measured in {time.perf_counter() - t0:.0f} s")
@@ -586,35 +593,39 @@ speed.drop(columns=["q1_ms", "q3_ms"]).round(3)
 # %% [markdown]
 # *Table 4.8: CPU latency at 192 × 256, batch 1 (median and IQR in ms), frames per second, speed-up over eager
 # PyTorch with the same threads, the largest output difference from eager PyTorch, milliseconds per GMAC, the
-# convolution GFLOP/s sustained and their share of this CPU's measured dense-matmul peak.*
+# convolution GFLOP/s sustained and their share of this CPU's measured dense-matmul peak (the faster of PyTorch's
+# and NumPy's BLAS). FastSal (A) through every path; FastSal (C) and the features eager and through the three ONNX
+# runtimes (in the `book` profile: their PyTorch paths took a third of the section's time and decided nothing).*
 
 # %%
 a_rows = speed[speed.model == "FastSal (A)"]
 eager_a1 = a_rows[(a_rows.path == "eager") & (a_rows.threads == 1)].iloc[0]
 # A and the features alone timed again *interleaved* (timed one after the other, the per-MAC comparison flipped
-# between two runs of the chapter), through A's fastest path in the table at each thread count; the thread
-# count whose re-timed A is faster gives the verdicts (the table's single burst of runs once ranked one thread
-# above two on a slow spell of the machine). `interleaved_latency` keeps ONNX Runtime's idle threads asleep:
-# with two sessions timed in turn on two cores, the spinning threads of one took the cores from the other.
-# The fps verdict reads the fastest round (the median of its runs): this is a shared virtual machine whose slow
-# spells, seconds to minutes long, raise every model's time in a round together (timeit's argument for the
-# minimum); the median over all passes and the rounds' range are shown beside it.
+# between two runs of the chapter) through each of the three ONNX runtimes, the fastest paths of the table, at
+# each thread count; the (runtime, threads) whose re-timed A is fastest gives the verdicts (the table's single
+# burst of runs once ranked one thread above two on a slow spell of the machine). `interleaved_latency` keeps
+# ONNX Runtime's idle threads asleep: with several sessions timed in turn on two cores, the spinning threads of
+# one took the cores from the other. The fps verdict reads the fastest round (the median of its runs): this is a
+# shared virtual machine whose slow spells, seconds to minutes long, raise every model's time in a round together
+# (timeit's argument for the minimum); the median over all passes and the rounds' range are shown beside it.
 FLOOR = "MobileNetV2 features"
 A = "FastSal (A)"
 gmacs_of = speed.groupby("model")["gmacs"].first()
-retimed = {}  # threads → A's fastest path at that thread count, with the pair's interleaved timing
-for threads, rows in a_rows.groupby("threads"):
-    path = rows.sort_values("median_ms").iloc[0].path
-    pair = interleaved_latency({k: speed_nets[k] for k in (A, FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), (path,),
-                               threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"]).set_index("model")
-    retimed[int(threads)] = {
-        "path": path, "rounds ms": list(pair.loc[A, "round_ms"]), "IQR ms": float(pair.loc[A, "iqr_ms"]),
-        "fastest round ms": min(pair.loc[A, "round_ms"]), "median ms": float(pair.loc[A, "median_ms"]),
-        "ms / GMAC": pair.loc[A, "median_ms"] / gmacs_of[A],
-        "features median ms": float(pair.loc[FLOOR, "median_ms"]),
-        "features ms / GMAC": pair.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]}
-best_threads = min(retimed, key=lambda t: retimed[t]["fastest round ms"])
-best = retimed[best_threads]
+retimed = {}  # (threads, runtime) → the pair's interleaved timing
+for threads in S["speed_threads"]:
+    pair = interleaved_latency({k: speed_nets[k] for k in (A, FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), ONNX_PATHS,
+                               threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"])
+    for path, rows in pair.groupby("path", sort=False):
+        rows = rows.set_index("model")
+        a_gmac, f_gmac = rows.loc[A, "median_ms"] / gmacs_of[A], rows.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]
+        retimed[(int(threads), path)] = {
+            "rounds ms": list(rows.loc[A, "round_ms"]), "IQR ms": float(rows.loc[A, "iqr_ms"]),
+            "fastest round ms": min(rows.loc[A, "round_ms"]), "median ms": float(rows.loc[A, "median_ms"]),
+            "features median ms": float(rows.loc[FLOOR, "median_ms"]), "ms / GMAC": a_gmac,
+            "features ms / GMAC": f_gmac, "A / features per GMAC": a_gmac / f_gmac,
+            "max |Δ| vs eager": float(rows.loc[A, "max_abs_diff"])}
+best_threads, best_path = min(retimed, key=lambda k: retimed[k]["fastest round ms"])
+best = retimed[(best_threads, best_path)]
 a_ms, a_ms_all, a_rounds = best["fastest round ms"], best["median ms"], best["rounds ms"]
 a_per_gmac, floor_per_gmac = best["ms / GMAC"], best["features ms / GMAC"]
 a_fps = 1e3 / a_ms
@@ -622,7 +633,7 @@ a_gflops = 2 * gmacs_of[A] / (a_ms / 1e3)
 peak_gflops = peak[best_threads]["gflops_median"]
 a_peak_share = 100 * a_gflops / peak_gflops
 glue("pair_rounds", S["pair_rounds"])
-for k, v in {"a_best_fps": a_fps, "a_best_path": best["path"], "a_best_threads": best_threads,
+for k, v in {"a_best_fps": a_fps, "a_best_path": best_path, "a_best_threads": best_threads,
              "a_best_ms": a_ms, "a_best_iqr": best["IQR ms"], "a_eager1_fps": eager_a1.fps,
              "a_ms_per_gmac": a_per_gmac, "floor_ms_per_gmac": floor_per_gmac,
              "a_gflops": a_gflops, "peak_gflops": peak_gflops, "a_peak_share": a_peak_share}.items():
@@ -635,30 +646,61 @@ per_mac_ok = a_per_gmac <= floor_per_gmac
 record("fastsal.speed.a_over_features_ms_per_gmac", a_per_gmac / floor_per_gmac, tol=0, rel=1.0,
        note="machine-dependent")
 passes = S["pair_rounds"] * S["speed_runs"]
-retimed_table = pd.DataFrame({f"{t} thread(s), {r['path']}": {
-    "FastSal (A) fastest round ms": r["fastest round ms"], "FastSal (A) median ms": r["median ms"],
-    "FastSal (A) ms / GMAC": r["ms / GMAC"], "features ms / GMAC": r["features ms / GMAC"]}
-    for t, r in retimed.items()}).T
-display(retimed_table.round(2))
-both = {1, 2} <= set(retimed)
-glue("a_two_thread_scaling", retimed[1]["median ms"] / retimed[2]["median ms"] if both else float("nan"))
+retimed_table = pd.DataFrame({f"{t} thread(s), {p}": {k: v for k, v in r.items() if k != "rounds ms"}
+                              for (t, p), r in retimed.items()}).T
+display(retimed_table.round(3))
+
+
+def retimed_value(threads: int, path: str, key: str) -> float:
+    """One number of the re-timing (NaN where the profile did not time that thread count)."""
+    return retimed[(threads, path)][key] if (threads, path) in retimed else float("nan")
+
+
+for path in ONNX_PATHS:
+    for t in (1, 2):
+        glue(f"a_over_features_per_gmac_{path}_{t}", retimed_value(t, path, "A / features per GMAC"))
+glue("a_two_thread_scaling", retimed_value(1, best_path, "median ms") / retimed_value(2, best_path, "median ms"))
 glue("features_two_thread_scaling",
-     retimed[1]["features median ms"] / retimed[2]["features median ms"] if both else float("nan"))
-for t in (1, 2):
-    glue(f"a_over_features_per_gmac_{t}",
-         retimed[t]["ms / GMAC"] / retimed[t]["features ms / GMAC"] if t in retimed else float("nan"))
-per_thread = ", ".join(f"{t} thread(s) {r['fastest round ms']:.1f} ms" for t, r in retimed.items())
+     retimed_value(1, best_path, "features median ms") / retimed_value(2, best_path, "features median ms"))
+glue("convt_speedup_2", retimed_value(2, "onnxruntime", "median ms") / retimed_value(2, "onnxruntime_convt", "median ms"))
+glue("convt_speedup_1", retimed_value(1, "onnxruntime", "median ms") / retimed_value(1, "onnxruntime_convt", "median ms"))
+per_path = ", ".join(f"{p} with {t} thread(s) {r['fastest round ms']:.1f} ms" for (t, p), r in retimed.items())
 display(Markdown(
-    f"Timed again interleaved with MobileNetV2's features alone through its fastest path in the table at each "
-    f"thread count ({S['pair_rounds']} rounds of {S['speed_runs']} passes; fastest round {per_thread}), FastSal (A) "
-    f"is fastest through {best['path']} with {best_threads} thread(s): **{a_fps:.1f} fps** in its fastest round "
+    f"Timed again interleaved with MobileNetV2's features alone through each ONNX runtime at each thread count "
+    f"({S['pair_rounds']} rounds of {S['speed_runs']} passes; fastest rounds: {per_path}), FastSal (A) is fastest "
+    f"through **{best_path}** with {best_threads} thread(s): **{a_fps:.1f} fps** in its fastest round "
     f"({a_ms:.1f} ms, the median of that round's passes). The round medians ranged {min(a_rounds):.1f}–"
     f"{max(a_rounds):.1f} ms and the median of all {passes} passes is {a_ms_all:.1f} ms ({1e3 / a_ms_all:.1f} fps, "
     f"IQR {best['IQR ms']:.1f} ms): this machine is shared, and its slow spells slow whole rounds. The 60 fps target is "
-    f"**{'met' if a_fps >= 60 else 'missed'}**. Over all passes its time per GMAC is {a_per_gmac:.1f} ms against "
-    f"{floor_per_gmac:.1f} ms for the features (**{'no worse' if per_mac_ok else 'worse'}**), and it sustains "
-    f"{a_gflops:.1f} GFLOP/s, {a_peak_share:.0f} % of the {peak_gflops:.1f} GFLOP/s "
-    "this CPU reaches on a dense 1024 × 1024 matrix product."))
+    f"**{'met' if a_fps >= 60 else 'missed'}**. In that runtime and run, over all passes, its time per GMAC is "
+    f"{a_per_gmac:.1f} ms against {floor_per_gmac:.1f} ms for the features ({a_per_gmac / floor_per_gmac:.2f}×: "
+    f"**{'no worse' if per_mac_ok else 'worse'}**), and it sustains {a_gflops:.1f} GFLOP/s, {a_peak_share:.0f} % of "
+    f"the {peak_gflops:.1f} GFLOP/s this CPU reaches on a dense 1024 × 1024 matrix product with {best_threads} "
+    f"thread(s) (the faster BLAS of PyTorch's and NumPy's: "
+    + ", ".join(f"{lib} {g:.1f}" for lib, g in peak[best_threads]["by_library"].items()) + " GFLOP/s)."))
+# Where ONNX Runtime's time goes in FastSal (A), as exported and with the PixelShuffles rewritten (Table 4.8c)
+profile_threads = max(S["speed_threads"])
+x_speed = torch.rand(1, 3, *SPEED_SIZE)
+with tempfile.TemporaryDirectory(prefix="fastsal-onnx-") as tmp:
+    a_onnx = export_onnx(speed_nets[A], x_speed, Path(tmp) / "fastsal_a.onnx", dynamic_batch=False)
+    variants = {"as exported": a_onnx, "PixelShuffle as ConvTranspose": depth_to_space_as_conv_transpose(a_onnx)}
+    # three profiles of each, alternating; each column is the quietest (smallest total) of its three, so a slow
+    # spell of the machine during one profile does not pass for a difference between the graphs
+    profiles = {k: [] for k in variants}
+    for _ in range(3):
+        for k, f in variants.items():
+            profiles[k].append(onnxruntime_op_times(f, x_speed, threads=profile_threads, runs=S["speed_runs"]))
+    op_times = pd.DataFrame({k: min(v, key=lambda t: t.sum()) for k, v in profiles.items()}).fillna(0.0)
+op_times.loc["total"] = op_times.sum()
+reorders = [op for op in ("ReorderInput", "ReorderOutput") if op in op_times.index]
+for col, key in (("as exported", "exported"), ("PixelShuffle as ConvTranspose", "convt")):
+    glue(f"prof_{key}_total", float(op_times.loc["total", col]))
+    glue(f"prof_{key}_reorder", float(op_times.loc[reorders, col].sum()))
+glue("prof_d2s", float(op_times.loc["DepthToSpace", "as exported"]) if "DepthToSpace" in op_times.index else 0.0)
+glue("prof_convt", float(op_times.loc["ConvTranspose", "PixelShuffle as ConvTranspose"])
+     if "ConvTranspose" in op_times.index else 0.0)
+glue("prof_threads", profile_threads)
+display(op_times.round(3))
 if torch.cuda.is_available():
     from salbook.cost import latency
     gpu = {name: latency(net, (192, 256), device="cuda", runs=S["speed_runs"]) for name, net in speed_nets.items()}
@@ -666,20 +708,41 @@ if torch.cuda.is_available():
                           for name, l in gpu.items()}).T)
 
 # %% [markdown]
-# *Table 4.8b: the interleaved re-timing per thread count (ONNX Runtime's idle threads asleep): FastSal (A)'s
-# fastest round and median over all passes, and milliseconds per GMAC for it and for MobileNetV2's features
-# alone.* From one thread to two, FastSal (A) speeds up {glue:text}`a_two_thread_scaling:.2f`× and the
-# features alone {glue:text}`features_two_thread_scaling:.2f`×. FastSal (A)'s time per MAC is
-# {glue:text}`a_over_features_per_gmac_1:.2f` times the features' with one thread and
-# {glue:text}`a_over_features_per_gmac_2:.2f` times with two: its decoder's work at high resolution
-# (up-sampling, concatenation, the last convolutions on large maps) moves more bytes per MAC than the encoder.
-# ONNX Runtime's own profile of FastSal (A) (two threads, measured while writing) puts 2.2 ms of a 13.8 ms run
-# in its eight PixelShuffles (`DepthToSpace`, no MACs at all) and 0.75 ms more in the layout reorders around
-# them: a fifth of the time moves data without arithmetic, which is where the time per MAC goes.
+# *Table 4.8b: the interleaved re-timing per thread count and ONNX runtime (ONNX Runtime's idle threads
+# asleep): FastSal (A)'s fastest round and median over all passes, the features' median, milliseconds per GMAC for
+# both and their ratio (below 1: FastSal (A) is cheaper per MAC), and A's largest output difference from eager
+# PyTorch. Table 4.8c: ONNX Runtime's profiler on FastSal (A) ({glue:text}`prof_threads` threads), milliseconds
+# per run by operator type, as exported and with the PixelShuffles rewritten (each the quietest of three
+# alternating profiles).*
+#
+# As exported, ONNX Runtime runs FastSal (A) at {glue:text}`a_over_features_per_gmac_onnxruntime_1:.2f` times the
+# features' time per MAC with one thread and {glue:text}`a_over_features_per_gmac_onnxruntime_2:.2f` times with
+# two. Its profile says why: {glue:text}`prof_d2s:.2f` ms of a {glue:text}`prof_exported_total:.1f` ms run go to the
+# eight PixelShuffles (`DepthToSpace`, no MACs at all), which ONNX Runtime's CPU provider runs as a generic
+# six-dimensional transpose on one thread, and {glue:text}`prof_exported_reorder:.2f` ms to the reorders between
+# its blocked `NCHWc` layout and plain NCHW, which `DepthToSpace` needs on both sides. A PixelShuffle with factor
+# *r* is exactly a transposed convolution with kernel and stride *r*, one group per output channel and one-hot
+# weights (`depth_to_space_as_conv_transpose`; the outputs are bit-for-bit the same, tested). ONNX Runtime runs
+# those as small matrix products: {glue:text}`prof_convt:.2f` ms for all eight, and the run takes
+# {glue:text}`prof_convt_total:.1f` ms in the profile. Timed (Table 4.8b), the rewrite makes FastSal (A)
+# {glue:text}`convt_speedup_1:.2f`× faster with one thread and {glue:text}`convt_speedup_2:.2f`× with two, and its
+# time per MAC {glue:text}`a_over_features_per_gmac_onnxruntime_convt_1:.2f` and
+# {glue:text}`a_over_features_per_gmac_onnxruntime_convt_2:.2f` times the features'. OpenVINO needs no rewrite
+# (with it, FastSal (A) ran *slower* there, measured while writing): its CPU plugin runs `DepthToSpace` as a
+# compiled permutation inside the channel-blocked layouts its convolutions use, and there FastSal (A) costs
+# {glue:text}`a_over_features_per_gmac_openvino_1:.2f` and {glue:text}`a_over_features_per_gmac_openvino_2:.2f`
+# times the features' time per MAC (one and two threads). Once the shuffles are cheap, the decoder's big
+# convolutions (the 512-channel block at 12 × 16: two 1 × 1 convolutions of 100 million MACs each) run at a
+# better rate per MAC than the encoder's depthwise layers (ONNX Runtime's per-node profile, measured while
+# writing), and that is what brings FastSal (A) level with or below the features per MAC. From
+# one thread to two, FastSal (A) speeds up {glue:text}`a_two_thread_scaling:.2f`× and the features alone
+# {glue:text}`features_two_thread_scaling:.2f`× (in the fastest runtime).
+#
 # Earlier versions of this chapter timed the pair with ONNX Runtime's threads spinning between runs and found
 # FastSal (A) *cheaper* per MAC than the features (20.6 against 28.0 ms per GMAC); the features' time then
 # carried the other session's spinning threads (IQR 4–6 ms on a 5–9 ms run, measured while writing), so that
-# verdict was the measurement's, not the models'.
+# verdict was the measurement's, not the models'. The next version, with the threads asleep, found FastSal (A)
+# 1.08–1.13× *worse* per MAC in ONNX Runtime as exported, which Table 4.8c explains.
 #
 # Depthwise convolutions do little arithmetic per byte they move, so MobileNetV2-based networks reach a small
 # share of a CPU's matrix-product peak; the paper says as much ("the depthwise convolutional layer is … not as
@@ -703,7 +766,7 @@ pd.DataFrame({
                  f"Lite0 + SalGAN-shaped decoder trained here ({teacher_seconds / 60:.1f} min)",
                  "MobileNetV2 random (no weights offline); one student on ImageNet Lite0 instead",
                  f"{base_c.epochs} epochs, lr {base_c.lr:g}, batch {base_c.batch_size}",
-                 f"{a_fps:.1f} fps ({best['path']}, {best_threads} thread(s), this CPU)"],
+                 f"{a_fps:.1f} fps ({best_path}, {best_threads} thread(s), this CPU)"],
 }, index=["data", "training input", "teacher", "encoder initialisation", "schedule", "speed (FastSal A)"])
 
 # %% [markdown]
