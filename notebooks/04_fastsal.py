@@ -746,9 +746,11 @@ if torch.cuda.is_available():
 #
 # Depthwise convolutions do little arithmetic per byte they move, so MobileNetV2-based networks reach a small
 # share of a CPU's matrix-product peak; the paper says as much ("the depthwise convolutional layer is … not as
-# well-optimized as the conventional convolutional layer"). Time per MAC is the fair comparison: FastSal's
-# decoder adds work at high resolution (model C concatenates 1,408 channels at half resolution and shuffles
-# them), which costs more time per MAC than the encoder.
+# well-optimized as the conventional convolutional layer"). Time per MAC is the fair comparison, and it separates
+# the two decoders: FastSal (A)'s additive path does its heavy work at 1/16 resolution, where the convolutions are
+# wide, while FastSal (C) concatenates 1,408 channels at half resolution, shuffles them to full resolution and
+# convolves 352 channels there, which costs it several times the features' time per MAC in every runtime of
+# Table 4.8.
 #
 # ## 4.8 What differs from the paper
 
