@@ -417,10 +417,14 @@ class OnnxRunner(nn.Module):
         spinning: let the idle intra-op threads spin-wait for the next run (ONNX Runtime's default,
             fastest for one session alone). ``False`` puts them to sleep: several sessions with more
             than one thread timed in turn then do not take the cores from each other.
+        profile_prefix: turn ONNX Runtime's profiler on, writing to a JSON file with this path prefix
+            (``runner.session.end_profiling()`` ends it and returns the file's name); see
+            :func:`onnxruntime_op_times`.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1,
-                 providers: Sequence[str] = ("CPUExecutionProvider",), spinning: bool = True) -> None:
+                 providers: Sequence[str] = ("CPUExecutionProvider",), spinning: bool = True,
+                 profile_prefix: str | os.PathLike | None = None) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -437,6 +441,9 @@ class OnnxRunner(nn.Module):
         opts.log_severity_level = 3
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile_prefix is not None:
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(profile_prefix)
         self.path = path
         self.threads = int(threads)
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
@@ -603,28 +610,16 @@ def onnxruntime_op_times(onnx_file: str | os.PathLike, example: torch.Tensor, th
     """
     import json
 
-    import onnxruntime as ort
     import pandas as pd
 
     if int(runs) < 1 or int(warmup) < 0:
         raise ValueError(f"need runs >= 1 and warmup >= 0, got {runs!r}, {warmup!r}")
-    onnx_file = Path(onnx_file)
-    if not onnx_file.is_file():
-        raise FileNotFoundError(f"no ONNX file at {onnx_file}; create one with salbook.inference.export_onnx")
     x = np.ascontiguousarray(example.detach().cpu().numpy(), dtype=np.float32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="salbook-ortprof-") as tmp:
-        opts.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(onnx_file), sess_options=opts, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
+        runner = OnnxRunner(onnx_file, threads=threads, profile_prefix=Path(tmp) / "profile")
         for _ in range(int(warmup) + int(runs)):
-            session.run(None, {name: x})
-        events = json.loads(Path(session.end_profiling()).read_text())
+            runner.session.run(None, {runner.input_name: x})
+        events = json.loads(Path(runner.session.end_profiling()).read_text())
     starts = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
     first_timed = starts[int(warmup)]  # node events of the warm-up runs come before this
     times: dict[str, float] = {}
