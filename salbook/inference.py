@@ -402,7 +402,43 @@ def export_onnx(
     return path
 
 
-class OnnxRunner(nn.Module):
+def _onnx_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or :class:`FileNotFoundError` naming how to make one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ONNX file at {path}; create one with salbook.inference.export_onnx")
+    return path
+
+
+class _OnnxFileRunner(nn.Module):
+    """What the ONNX-file runners share: the checked file and thread count, a forward pass that copies
+    the input to host memory and returns the outputs as CPU tensors (the first alone when there is one),
+    and deep copies that share the compiled session (it cannot be copied). Subclasses implement
+    :meth:`_run`."""
+
+    def __init__(self, path: str | os.PathLike, threads: int) -> None:
+        super().__init__()
+        if int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        self.path = _onnx_file(path)
+        self.threads = int(threads)
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outs = self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
+        tensors = tuple(torch.from_numpy(np.asarray(o)) for o in outs)
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    def __deepcopy__(self, memo: dict) -> "_OnnxFileRunner":  # compiled sessions cannot be copied; share it
+        return self
+
+    def extra_repr(self) -> str:
+        return f"path={str(self.path)!r}, threads={self.threads}"
+
+
+class OnnxRunner(_OnnxFileRunner):
     """An ONNX file run by ONNX Runtime, called like the PyTorch model it came from.
 
     ``runner(x)`` takes an ``N × C × H × W`` float tensor (any device; it is copied to host memory)
@@ -425,16 +461,11 @@ class OnnxRunner(nn.Module):
     def __init__(self, path: str | os.PathLike, threads: int = 1,
                  providers: Sequence[str] = ("CPUExecutionProvider",), spinning: bool = True,
                  profile_prefix: str | os.PathLike | None = None) -> None:
-        super().__init__()
+        super().__init__(path, threads)
         import onnxruntime as ort
 
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no ONNX file at {path}; create one with salbook.inference.export_onnx")
-        if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads!r}")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(threads)
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -444,23 +475,12 @@ class OnnxRunner(nn.Module):
         if profile_prefix is not None:
             opts.enable_profiling = True
             opts.profile_file_prefix = str(profile_prefix)
-        self.path = path
-        self.threads = int(threads)
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=list(providers))
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = self.session.get_inputs()[0].shape
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        outs = self.session.run(None, {self.input_name: arr})
-        tensors = tuple(torch.from_numpy(o) for o in outs)
-        return tensors[0] if len(tensors) == 1 else tensors
-
-    def __deepcopy__(self, memo: dict) -> "OnnxRunner":  # sessions cannot be copied; share it
-        return self
-
-    def extra_repr(self) -> str:
-        return f"path={str(self.path)!r}, threads={self.threads}"
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: x})
 
 
 def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathLike | None = None) -> Path:
@@ -495,9 +515,7 @@ def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathL
     import onnx
     from onnx import helper, numpy_helper, shape_inference
 
-    src = Path(src)
-    if not src.is_file():
-        raise FileNotFoundError(f"no ONNX file at {src}; create one with salbook.inference.export_onnx")
+    src = _onnx_file(src)
     dst = src.with_name(src.stem + ".convt.onnx") if dst is None else Path(dst)
     model = shape_inference.infer_shapes(onnx.load(str(src)), data_prop=True)  # sizes computed in the graph too
     graph = model.graph
@@ -550,7 +568,7 @@ def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathL
     return dst
 
 
-class OpenVinoRunner(nn.Module):
+class OpenVinoRunner(_OnnxFileRunner):
     """An ONNX file compiled by OpenVINO for the CPU, called like the PyTorch model it came from.
 
     OpenVINO (Intel's inference runtime; its CPU plugin runs on any x86-64 or ARM CPU) keeps
@@ -565,34 +583,19 @@ class OpenVinoRunner(nn.Module):
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1) -> None:
-        super().__init__()
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no ONNX file at {path}; create one with salbook.inference.export_onnx")
-        if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        super().__init__(path, threads)
         try:
             import openvino as ov
         except ImportError as err:  # a declared dependency; a trimmed environment may lack it
             raise ImportError("the 'openvino' path needs the openvino package: pip install openvino") from err
-        config = {"INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+        config = {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_PRECISION_HINT": "f32"}
-        self.path = path
-        self.threads = int(threads)
-        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
         self.request = self.compiled.create_infer_request()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        result = self.request.infer({0: arr})
-        tensors = tuple(torch.from_numpy(np.array(result[out])) for out in self.compiled.outputs)
-        return tensors[0] if len(tensors) == 1 else tensors
-
-    def __deepcopy__(self, memo: dict) -> "OpenVinoRunner":  # compiled models cannot be copied; share it
-        return self
-
-    def extra_repr(self) -> str:
-        return f"path={str(self.path)!r}, threads={self.threads}"
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        result = self.request.infer({0: x})
+        return [np.array(result[out]) for out in self.compiled.outputs]  # copies: the request reuses its buffers
 
 
 def onnxruntime_op_times(onnx_file: str | os.PathLike, example: torch.Tensor, threads: int = 1,
