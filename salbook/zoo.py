@@ -133,7 +133,8 @@ def train_command(chapter: str, profile: str = "book") -> str:
 
 
 #: The book's trained models, one line each, in chapter order. Chapters 4-6 add theirs here:
-#: FastSal C/A and the teacher (chapter 4, salbook.recipes.fastsal), the gaze models pruned and
+#: FastSal C/A, A on the ImageNet Lite0 (the pseudo-label student) and the teacher (chapter 4,
+#: salbook.recipes.fastsal), the gaze models pruned and
 #: unpruned (chapter 5, salbook.recipes.fisher), CSNet and CSNet-L (chapter 6, task="sod").
 _PAN = dict(chapter="notebooks/01_pan_shallow.py", recipe="salbook.recipes.pan", config_class="PanConfig",
             train_fn="train", build_fn="build_model", postprocess="blur_minmax")
@@ -173,6 +174,11 @@ ENTRIES: dict[str, ZooEntry] = {e.name: e for e in [
              train_fn="train_student", config_fn="student_config", config_args=("fastsal_a",),
              postprocess="salbook.models.fastsal:fastsal_postprocess", redundancy_layer="adapters.3",
              record_prefix="fastsal.ap1t1g1.test.", headline=("cc", "nss"), paper="hu2021fastsal"),
+    ZooEntry("fastsal_a_lite0", "FastSal (A) on ImageNet Lite0, pseudo-labels", "fixation", **_FASTSAL,
+             config_class="StudentConfig", train_fn="train_student", config_fn="student_config",
+             config_args=("fastsal_a_lite0_pseudo",), postprocess="salbook.models.fastsal:fastsal_density_postprocess",
+             redundancy_layer="adapters.3", record_prefix="fastsal.a_lite0_pseudo.test.", headline=("cc", "nss"),
+             paper="hu2021fastsal"),
     ZooEntry("gaze", "Gaze model, unpruned (Fisher chapter)", "fixation", **_GAZE, config_class="GazeConfig",
              train_fn="train_gaze", config_key="unpruned", record_prefix="fisher.gaze.unpruned.",
              headline=("cc", "nss", "auc_judd")),

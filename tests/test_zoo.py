@@ -119,6 +119,20 @@ def test_loaded_untrained_has_the_recipe_input_and_postprocessing():
     assert zoo.loaded_untrained("fastsal_a", "smoke", input_size=(64, 64)).input_size == (64, 64)
 
 
+def test_the_lite0_student_is_chapter_4s_pseudo_label_student_read_as_a_density():
+    from salbook.models.fastsal import fastsal_density_postprocess
+    from salbook.recipes.fastsal import student_config
+
+    entry = zoo.get("fastsal_a_lite0")
+    assert entry.chapter == "notebooks/04_fastsal.py" and entry.record_prefix == "fastsal.a_lite0_pseudo.test."
+    lite0 = zoo.loaded_untrained("fastsal_a_lite0", "smoke")
+    assert lite0.config == student_config("fastsal_a_lite0_pseudo", "smoke") and lite0.config.mode == "pseudo"
+    assert type(lite0.model).__name__ == "FastSalA" and lite0.model.encoder.weights_source != "random"
+    assert lite0.postprocess is fastsal_density_postprocess  # the softmax read-out of chapter 4's pseudo-label students
+    maps = lite0.predict_maps([torch.rand(3, 30, 40)])
+    assert maps[0].shape == (30, 40) and 0 <= maps[0].min() and maps[0].max() <= 1
+
+
 def test_list_inputs(tmp_path):
     (tmp_path / "a" / "deep").mkdir(parents=True)
     for rel in ("a/x.jpg", "a/deep/y.PNG", "a/notes.txt", "z.png"):
