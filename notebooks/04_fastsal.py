@@ -662,8 +662,9 @@ for path in ONNX_PATHS:
 glue("a_two_thread_scaling", retimed_value(1, best_path, "median ms") / retimed_value(2, best_path, "median ms"))
 glue("features_two_thread_scaling",
      retimed_value(1, best_path, "features median ms") / retimed_value(2, best_path, "features median ms"))
-glue("convt_speedup_2", retimed_value(2, "onnxruntime", "median ms") / retimed_value(2, "onnxruntime_convt", "median ms"))
-glue("convt_speedup_1", retimed_value(1, "onnxruntime", "median ms") / retimed_value(1, "onnxruntime_convt", "median ms"))
+for t in (1, 2):
+    glue(f"convt_speedup_{t}",
+         retimed_value(t, "onnxruntime", "median ms") / retimed_value(t, "onnxruntime_convt", "median ms"))
 per_path = ", ".join(f"{p} with {t} thread(s) {r['fastest round ms']:.1f} ms" for (t, p), r in retimed.items())
 display(Markdown(
     f"Timed again interleaved with MobileNetV2's features alone through each ONNX runtime at each thread count "

@@ -970,6 +970,8 @@ def speed_table(
 
     Every model is timed by :func:`inference_paths` on a random ``1 × 3 × H × W`` input
     (``input_size`` = ``(H, W)``), ``warmup`` untimed then ``runs`` timed passes per thread count.
+    The ONNX paths asked for (:data:`ONNX_PATHS`) share one export of each model; if one of them fails,
+    each is timed on its own export, so the error is reported on its own row.
 
     Args:
         nets: name -> model (not changed: every path works on a copy).
@@ -1012,9 +1014,17 @@ def speed_table(
                 offset = float((_first(target(x)).float() - _first(net(x)).float()).abs().max())
             built = inference_paths(net, x, threads=threads, paths=("eager",), warmup=warmup, runs=runs)
             own.append(built.assign(path="as built", error=""))
+        onnx_chosen = [p for p in chosen if p in ONNX_PATHS]
+        shared = None  # the ONNX paths timed on one export; if any of them fails, each is timed alone below
+        if len(onnx_chosen) > 1:
+            with contextlib.suppress(Exception):
+                shared = inference_paths(target, x, threads=threads, paths=onnx_chosen, warmup=warmup, runs=runs)
         for p in chosen:
             try:
-                t = inference_paths(target, x, threads=threads, paths=(p,), warmup=warmup, runs=runs)
+                if shared is not None and p in onnx_chosen:
+                    t = shared[shared.path == p]
+                else:
+                    t = inference_paths(target, x, threads=threads, paths=(p,), warmup=warmup, runs=runs)
                 own.append(t.assign(max_abs_diff=t.max_abs_diff + offset, error=""))
             except Exception as err:  # noqa: BLE001 - reported in the table, not hidden
                 own.append(pd.DataFrame({"path": p, "threads": threads, "max_abs_diff": math.nan,

@@ -416,8 +416,8 @@ def test_depth_to_space_rewrite_leaves_dcr_mode_and_names_unknown_channels(tmp_p
 
     def model(mode: str, channels: int | str):
         node = helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)
-        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 3, 3])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 3, 3])
+        graph = helper.make_graph([node], "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
         path = tmp_path / f"{mode}{channels}.onnx"
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
         return path
@@ -467,3 +467,34 @@ def test_onnxruntime_op_times_splits_a_run_by_operator(tmp_path):
         onnxruntime_op_times(src, x, runs=0)
     with pytest.raises(FileNotFoundError, match="export_onnx"):
         onnxruntime_op_times(tmp_path / "missing.onnx", x)
+
+
+def test_speed_table_times_the_onnx_paths_on_one_export_and_names_a_failing_one(monkeypatch):
+    import math
+
+    import salbook.inference as inference
+
+    exports = []
+    real_export = inference.export_onnx
+
+    def counted_export(*a, **k):
+        exports.append(1)
+        return real_export(*a, **k)
+
+    monkeypatch.setattr(inference, "export_onnx", counted_export)
+    net = {"s": _Shuffler().eval()}
+    df = speed_table(net, (8, 8), threads=(1, 2), paths=("eager", *ONNX_PATHS), runs=2, warmup=0)
+    assert len(exports) == 1  # one export serves ONNX Runtime, the rewritten graph and OpenVINO
+    assert list(df.path) == ["eager"] * 2 + [p for p in ONNX_PATHS for _ in (1, 2)]
+    assert list(df.threads) == [1, 2] * 4 and (df.error == "").all() and (df.max_abs_diff < 1e-5).all()
+
+    def no_openvino(*_a, **_k):
+        raise RuntimeError("no CPU plugin here")
+
+    monkeypatch.setattr(inference, "OpenVinoRunner", no_openvino)
+    exports.clear()
+    df = speed_table(net, (8, 8), threads=(1,), paths=ONNX_PATHS, runs=2, warmup=0).set_index("path")
+    assert df.loc["openvino", "error"] == "RuntimeError: no CPU plugin here"
+    assert math.isnan(df.loc["openvino", "median_ms"])
+    assert df.loc[["onnxruntime", "onnxruntime_convt"], "median_ms"].gt(0).all()
+    assert len(exports) == 4  # the shared attempt, then one export per path
