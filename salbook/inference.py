@@ -515,6 +515,8 @@ def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathL
     import onnx
     from onnx import helper, numpy_helper, shape_inference
 
+    from .utils import atomic_write_bytes
+
     src = _onnx_file(src)
     dst = src.with_name(src.stem + ".convt.onnx") if dst is None else Path(dst)
     model = shape_inference.infer_shapes(onnx.load(str(src)), data_prop=True)  # sizes computed in the graph too
@@ -557,14 +559,7 @@ def depth_to_space_as_conv_transpose(src: str | os.PathLike, dst: str | os.PathL
     graph.initializer.extend(weights)
     del graph.value_info[:]  # inferred above for the rewrite; the runtime infers its own
     onnx.checker.check_model(model)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp.onnx", dir=dst.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp_name)
-        os.replace(tmp_name, dst)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    atomic_write_bytes(dst, model.SerializeToString())  # weights inline, as export_onnx writes them
     return dst
 
 

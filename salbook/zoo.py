@@ -134,8 +134,8 @@ def train_command(chapter: str, profile: str = "book") -> str:
 
 #: The book's trained models, one line each, in chapter order. Chapters 4-6 add theirs here:
 #: FastSal C/A, A on the ImageNet Lite0 (the pseudo-label student) and the teacher (chapter 4,
-#: salbook.recipes.fastsal), the gaze models pruned and
-#: unpruned (chapter 5, salbook.recipes.fisher), CSNet and CSNet-L (chapter 6, task="sod").
+#: salbook.recipes.fastsal), the gaze models pruned and unpruned (chapter 5, salbook.recipes.fisher),
+#: CSNet and CSNet-L (chapter 6, task="sod").
 _PAN = dict(chapter="notebooks/01_pan_shallow.py", recipe="salbook.recipes.pan", config_class="PanConfig",
             train_fn="train", build_fn="build_model", postprocess="blur_minmax")
 _SAL = dict(recipe="salbook.recipes.saliency")
