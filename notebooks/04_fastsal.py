@@ -580,18 +580,19 @@ glue("t4_mnv2_rand_cc", cc4.get("MobileNetV2, random", float("nan")))
 
 # %%
 t0 = time.perf_counter()
-speed_nets = {"FastSal (A)": runs["A  P✓ T✓ G✓"].model, "FastSal (C)": runs["C  P✓ T✓ G✓"].model,
-              "MobileNetV2 features": R.mobilenet_v2_features()}
+A, C, FLOOR = "FastSal (A)", "FastSal (C)", "MobileNetV2 features"
+speed_nets = {A: runs["A  P✓ T✓ G✓"].model, C: runs["C  P✓ T✓ G✓"].model, FLOOR: R.mobilenet_v2_features()}
 speed_nets = {k: v.to(memory_format=torch.contiguous_format) for k, v in speed_nets.items()}
 SPEED_SIZE = tuple(S["speed_size"])  # 192 × 256 (the smoke profile: smaller, and fewer paths)
 EVERY_PATH = [p for p in ALL_INFERENCE_PATHS if p != "compiled"]  # compiling costs minutes here; chapter 6 has it
 speed = pd.concat([
-    speed_table({"FastSal (A)": speed_nets["FastSal (A)"]}, SPEED_SIZE, threads=S["speed_threads"],
-                paths=S["speed_paths_a"] or EVERY_PATH, runs=S["speed_runs"]),
-    # FastSal (C) takes 70–330 ms a pass, so fewer passes give a steady median (and save a quarter of the section)
-    *(speed_table({name: speed_nets[name]}, SPEED_SIZE, threads=S["speed_threads"], paths=S["speed_paths"] or EVERY_PATH,
-                  runs=S["speed_runs_c" if name == "FastSal (C)" else "speed_runs"])
-      for name in ("FastSal (C)", "MobileNetV2 features"))], ignore_index=True)
+    speed_table({A: speed_nets[A]}, SPEED_SIZE, threads=S["speed_threads"], paths=S["speed_paths_a"] or EVERY_PATH,
+                runs=S["speed_runs"]),
+    # FastSal (C) takes 70–330 ms a pass: half the passes still give a steady median
+    speed_table({C: speed_nets[C]}, SPEED_SIZE, threads=S["speed_threads"], paths=S["speed_paths"] or EVERY_PATH,
+                runs=S["speed_runs_c"]),
+    speed_table({FLOOR: speed_nets[FLOOR]}, SPEED_SIZE, threads=S["speed_threads"],
+                paths=S["speed_paths"] or EVERY_PATH, runs=S["speed_runs"])], ignore_index=True)
 peak = {t: matmul_peak_gflops(threads=t) for t in S["speed_threads"]}
 speed["% of matmul peak"] = [100 * g / peak[t]["gflops_median"] for g, t in zip(speed.gflops_per_s, speed.threads)]
 print(f"measured in {time.perf_counter() - t0:.0f} s")
@@ -603,10 +604,10 @@ speed.drop(columns=["q1_ms", "q3_ms"]).round(3)
 # convolution GFLOP/s sustained and their share of this CPU's measured dense-matmul peak (the faster of PyTorch's
 # and NumPy's BLAS). FastSal (A) through every path; FastSal (C) and the features eager and through the three ONNX
 # runtimes (in the `book` profile: their PyTorch paths took a third of the section's time and decided nothing).
-# FastSal (C) is timed over half as many passes: at 70–330 ms a pass, its runs alone took a third of the section.*
+# FastSal (C) is timed over half as many passes: at 70–330 ms a pass, its runs took two thirds of this table's time.*
 
 # %%
-a_rows = speed[speed.model == "FastSal (A)"]
+a_rows = speed[speed.model == A]
 eager_a1 = a_rows[(a_rows.path == "eager") & (a_rows.threads == 1)].iloc[0]
 # A and the features alone timed again *interleaved* (timed one after the other, the per-MAC comparison flipped
 # between two runs of the chapter) through each of the three ONNX runtimes, the fastest paths of the table, at
@@ -616,8 +617,6 @@ eager_a1 = a_rows[(a_rows.path == "eager") & (a_rows.threads == 1)].iloc[0]
 # one took the cores from the other. The fps verdict reads the fastest round (the median of its runs): this is a
 # shared virtual machine whose slow spells, seconds to minutes long, raise every model's time in a round together
 # (timeit's argument for the minimum); the median over all passes and the rounds' range are shown beside it.
-FLOOR = "MobileNetV2 features"
-A = "FastSal (A)"
 gmacs_of = speed.groupby("model")["gmacs"].first()
 retimed = {}  # (threads, runtime) → the pair's interleaved timing
 for threads in S["speed_threads"]:
