@@ -147,6 +147,21 @@ def test_hflip_batch_mirrors_exactly_half_and_keeps_fixations_consistent():
     assert torch.equal(batch["image"], images)  # the input batch is not modified
 
 
+@pytest.mark.parametrize("shape", [(6, 4, 5), (6, 1, 4, 5)])
+def test_hflip_batch_mirrors_extra_maps_with_the_same_draw(shape):
+    images = torch.rand(6, 3, 4, 5)
+    extra = images[:, 0].reshape(shape) * 2  # a map that is a function of its image: its pairing can be checked
+    batch = {"image": images, "density": images[:, 1], "teacher_map": extra}
+    plain = hflip_batch(batch, torch.Generator().manual_seed(4))
+    out = hflip_batch(batch, torch.Generator().manual_seed(4), extra_keys=("teacher_map", "absent"))
+    assert torch.equal(out["image"], plain["image"]) and torch.equal(out["density"], plain["density"])
+    assert torch.equal(plain["teacher_map"], extra)  # not named: left as it was
+    assert torch.equal(out["teacher_map"], out["image"][:, 0].reshape(shape) * 2)
+    assert torch.equal(batch["teacher_map"], extra)  # the input batch is not modified
+    with pytest.raises(ValueError, match="5 maps for 6 images"):
+        hflip_batch({"image": images, "teacher_map": extra[:5]}, torch.Generator(), extra_keys=("teacher_map",))
+
+
 def test_load_split_holds_validation_out_of_the_training_split(tmp_path, monkeypatch):
     monkeypatch.setenv("SALBOOK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SALBOOK_PROGRESS", "0")

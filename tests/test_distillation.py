@@ -110,11 +110,15 @@ def test_hflip_with_teacher_mirrors_each_teacher_map_with_its_image(key, shape):
     assert torch.equal(batch[key], target)  # the batch given is unchanged
 
 
-def test_hflip_with_teacher_keeps_the_map_of_a_symmetric_image_and_checks_sizes():
+def test_hflip_with_teacher_follows_the_draw_even_for_a_symmetric_image_and_checks_sizes():
     imgs = torch.rand(2, 3, 4, 6)
-    imgs = imgs + imgs.flip(-1)  # equal to its mirror: hflip_batch changes nothing visible
-    target = torch.rand(2, 4, 6)
-    out = hflip_with_teacher({"image": imgs, "teacher_density": target}, torch.Generator().manual_seed(0))
-    assert torch.equal(out["teacher_density"], target)
+    imgs = imgs + imgs.flip(-1)  # equal to its mirror: nothing visible tells which image was drawn
+    target, density = torch.rand(2, 4, 6), torch.rand(2, 4, 6)
+    out = hflip_with_teacher({"image": imgs, "teacher_density": target, "density": density},
+                             torch.Generator().manual_seed(0))
+    drawn = [not torch.equal(out["density"][i], density[i]) for i in range(2)]
+    assert sum(drawn) == 1  # the dataset's own map shows the draw; the teacher's map follows it
+    for i in range(2):
+        assert torch.equal(out["teacher_density"][i], target[i].flip(-1) if drawn[i] else target[i])
     with pytest.raises(ValueError, match="3 maps for 2 images"):
         hflip_with_teacher({"image": imgs, "teacher_map": torch.rand(3, 4, 6)}, torch.Generator().manual_seed(0))

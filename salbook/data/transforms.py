@@ -124,22 +124,36 @@ def hflip_sample(sample: Sample) -> Sample:
     return out
 
 
-def hflip_batch(batch: dict[str, Any], generator: torch.Generator, fraction: float = 0.5) -> dict[str, Any]:
+def hflip_batch(batch: dict[str, Any], generator: torch.Generator, fraction: float = 0.5,
+                extra_keys: Sequence[str] = ()) -> dict[str, Any]:
     """Mirror a random ``fraction`` of a collated batch left-right (an ``augment`` for ``fit``).
 
     Exactly ``int(N * fraction)`` samples are chosen with ``generator`` (Pan et al.'s training
     script mirrors a random half of every batch). Flips ``image`` (N×C×H×W) and the maps
     (N×h×w) along the width, and the column of each chosen image's ``fixations`` (a list of K×2
     tensors on the map grid). The batch given is not changed.
+
+    Only the dataset's own maps (``fixation_map``, ``density``, ``mask``) are known here. A map that a
+    wrapper adds to each sample — a teacher's map (:data:`salbook.distillation.TEACHER_KEYS`) — is a target
+    of the same image and must be named in ``extra_keys`` (``N × h × w`` or ``N × 1 × h × w`` tensors;
+    absent keys are skipped): else half of every batch pairs a mirrored image with the map of the unmirrored
+    one. The extra maps are mirrored with the same draw, so the other keys come out as without them.
+
+    Raises:
+        ValueError: an extra key holds a different number of maps than there are images.
     """
     n = int(batch["image"].shape[0])
+    for key in extra_keys:
+        extra = batch.get(key)
+        if isinstance(extra, torch.Tensor) and extra.shape[0] != n:
+            raise ValueError(f"batch[{key!r}] holds {extra.shape[0]} maps for {n} images")
     k = int(n * fraction)
     if n < 2 or k == 0:
         return batch
     chosen = torch.zeros(n, dtype=torch.bool, device=generator.device)
     chosen[torch.randperm(n, generator=generator, device=generator.device)[:k]] = True
     out = dict(batch)
-    for key in ("image", *_MAP_KEYS):
+    for key in dict.fromkeys(("image", *_MAP_KEYS, *extra_keys)):
         if isinstance(batch.get(key), torch.Tensor):
             x = batch[key]
             sel = chosen.to(x.device).view(-1, *([1] * (x.dim() - 1)))

@@ -176,13 +176,11 @@ TEACHER_KEYS: tuple[str, ...] = ("teacher_map", "teacher_density")
 
 def hflip_with_teacher(batch: Mapping[str, Any], generator: torch.Generator,
                        keys: Sequence[str] = TEACHER_KEYS) -> dict[str, Any]:
-    """:func:`salbook.data.hflip_batch` that also mirrors the teacher's maps of the mirrored images
-    (an ``augment`` for :func:`salbook.train.fit`).
+    """:func:`salbook.data.hflip_batch` with the teacher's maps mirrored with their images (an ``augment``
+    for :func:`salbook.train.fit`): ``hflip_batch(batch, generator, extra_keys=keys)``.
 
-    ``hflip_batch`` mirrors the image and the dataset's own maps; a teacher map added by
-    :class:`TeacherTargets` is a target of the same image and must follow it, or half of every
-    training batch pairs a mirrored image with the teacher's map of the unmirrored one. The mirrored
-    images are the ones ``hflip_batch`` changed; an image equal to its mirror keeps its map as is.
+    A teacher map added by :class:`TeacherTargets` is a target of the same image and must follow it, or
+    half of every training batch pairs a mirrored image with the teacher's map of the unmirrored one.
 
     Args:
         batch: a collated batch with ``image`` (``N × C × H × W``) and, under ``keys``, maps
@@ -195,15 +193,4 @@ def hflip_with_teacher(batch: Mapping[str, Any], generator: torch.Generator,
     """
     from ..data import hflip_batch
 
-    out = dict(hflip_batch(batch, generator))
-    images, mirrored_images = batch["image"], out["image"]
-    mirrored = torch.tensor([not torch.equal(a, b) for a, b in zip(mirrored_images, images)], dtype=torch.bool)
-    for key in keys:
-        target = batch.get(key)
-        if not isinstance(target, Tensor):
-            continue
-        if target.shape[0] != len(images):
-            raise ValueError(f"batch[{key!r}] holds {target.shape[0]} maps for {len(images)} images")
-        sel = mirrored.to(target.device).view(-1, *([1] * (target.dim() - 1)))
-        out[key] = torch.where(sel, target.flip(-1), target)
-    return out
+    return hflip_batch(batch, generator, extra_keys=keys)

@@ -320,16 +320,16 @@ def gaze_loss(output: torch.Tensor, batch: Mapping[str, Any], data_weight: float
 
 def teacher_targets(dataset: Any, profile: str, device: str | torch.device = "auto", batch_size: int = 16,
                     log: Callable[[str], None] | None = print) -> torch.Tensor:
-    """The book teacher's densities (``N × H × W``) for every image of ``dataset`` (computed once)."""
+    """The book teacher's densities (``N × H × W``, on the CPU) for every image of ``dataset``:
+    :func:`salbook.distillation.teacher_maps` of :func:`salbook.recipes.fastsal.teacher` with its density
+    (σ of the logits, normalised to sum 1 per image) as the map."""
+    from ..distillation import teacher_maps
     from ..utils import resolve_device
     from . import fastsal
+    from .fastsal_teacher import _density_map
 
     teacher = fastsal.teacher(profile, device=device, log=log)
-    out = []
-    for i in range(0, len(dataset), batch_size):
-        imgs = torch.stack([dataset[j]["image"] for j in range(i, min(len(dataset), i + batch_size))])
-        out.append(fastsal.teacher_density(teacher, imgs.to(resolve_device(device))).cpu())
-    return torch.cat(out)
+    return teacher_maps(teacher, dataset, batch_size=batch_size, device=resolve_device(device), to_map=_density_map)
 
 
 @dataclass(frozen=True)
