@@ -758,15 +758,15 @@ if torch.cuda.is_available():
 # one thread to two, FastSal (A) speeds up {glue:text}`a_two_thread_scaling:.2f`× and the features alone
 # {glue:text}`features_two_thread_scaling:.2f`× (in the fastest runtime).
 #
-# How A compares per MAC depends on the CPU. Runs of this chapter while it was written measured the paired ratio
-# through OpenVINO at 0.87–0.92 on an AMD EPYC and on one Intel Xeon host, and at 1.00–1.03 on another Intel Xeon
-# host whose matrix peak was half again as high (320 against 170–210 GFLOP/s): there OpenVINO runs MobileNetV2's
-# encoder about as efficiently per MAC as the decoder's wide 1 × 1 convolutions, which already run near that peak,
-# and the decoder's eight shuffles, five concatenations and small full-resolution layers (about 0.8 ms of a 6.4 ms
-# run in OpenVINO's per-node profile) tip the balance. Two exact rewrites of the graph did not help there: each
-# adapter split over the pieces of its block, which removes the concatenations (paired ratio 1.05), and the
-# last 3 × 3 convolution moved before the last shuffle (1.02, against 1.02 for the graph as exported; measured
-# while writing, 8 interleaved rounds).
+# How A compares per MAC depends on the CPU. Runs of this chapter while it was written measured the ratio through
+# OpenVINO at 0.87–0.92 on an AMD EPYC and on one Intel Xeon host (from all-pass medians, before the paired rounds),
+# and mostly at 0.99–1.03 (once 0.89) on another Intel Xeon host whose matrix peak was half again as high (320–335
+# against 170–210 GFLOP/s): there OpenVINO runs MobileNetV2's encoder about as efficiently per MAC as the decoder's
+# wide 1 × 1 convolutions, which already run near that peak, and the decoder's eight shuffles, five concatenations
+# and small full-resolution layers (about 0.8 ms of a 6.4 ms run in OpenVINO's per-node profile) tip the balance.
+# Two exact rewrites of the graph did not help there: each adapter split over the pieces of its block, which
+# removes the concatenations (paired ratio 1.05), and the last 3 × 3 convolution moved before the last shuffle
+# (1.02, against 1.02 for the graph as exported; measured while writing, 8 interleaved rounds).
 #
 # Earlier versions of this chapter timed the pair with ONNX Runtime's threads spinning between runs and found
 # FastSal (A) *cheaper* per MAC than the features (20.6 against 28.0 ms per GMAC); the features' time then
