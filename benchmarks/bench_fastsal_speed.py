@@ -23,7 +23,7 @@ import torch
 
 from salbook import models
 from salbook.cost import flops, matmul_peak_gflops
-from salbook.inference import ALL_INFERENCE_PATHS, ONNX_PATHS, interleaved_latency, speed_table
+from salbook.inference import ALL_INFERENCE_PATHS, ONNX_PATHS, interleaved_latency, round_ratios, speed_table
 from salbook.recipes.fastsal import mobilenet_v2_features
 
 
@@ -35,9 +35,8 @@ def paired_per_mac(a: torch.nn.Module, floor: torch.nn.Module, size: tuple[int, 
                                  rounds=rounds, runs=runs, progress=False)
     rows = {}
     for path, t in timing.groupby("path", sort=False):
+        ratio = round_ratios(t, "a", "floor", scale=gmacs["floor"] / gmacs["a"])
         t = t.set_index("model")
-        ratio = ((np.asarray(t.loc["a", "round_ms"]) / gmacs["a"])
-                 / (np.asarray(t.loc["floor", "round_ms"]) / gmacs["floor"]))
         rows[path] = {"threads": threads, "A median ms": t.loc["a", "median_ms"],
                       "features median ms": t.loc["floor", "median_ms"], "paired ratio": float(np.median(ratio)),
                       "q1": float(np.percentile(ratio, 25)), "q3": float(np.percentile(ratio, 75)),

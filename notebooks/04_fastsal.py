@@ -84,7 +84,7 @@ from salbook.data import load_split
 from salbook.distillation import hint_loss
 from salbook.evaluation import evaluate, finished_maps, paired_difference
 from salbook.inference import (ALL_INFERENCE_PATHS, ONNX_PATHS, depth_to_space_as_conv_transpose, export_onnx,
-                               interleaved_latency, onnxruntime_op_times, speed_table)
+                               interleaved_latency, onnxruntime_op_times, round_ratios, speed_table)
 from salbook.models.fastsal import fastsal_density_postprocess, fastsal_postprocess
 from salbook.recipes import fastsal as R
 
@@ -623,11 +623,10 @@ for threads in S["speed_threads"]:
     pair = interleaved_latency({k: speed_nets[k] for k in (A, FLOOR)}, torch.rand(1, 3, *SPEED_SIZE), ONNX_PATHS,
                                threads=int(threads), rounds=S["pair_rounds"], runs=S["speed_runs"])
     for path, rows in pair.groupby("path", sort=False):
+        # each round timed A and the features within moments of each other: one paired per-GMAC ratio per round
+        paired = round_ratios(rows, A, FLOOR, scale=gmacs_of[FLOOR] / gmacs_of[A])
         rows = rows.set_index("model")
         a_gmac, f_gmac = rows.loc[A, "median_ms"] / gmacs_of[A], rows.loc[FLOOR, "median_ms"] / gmacs_of[FLOOR]
-        # each round timed A and the features within moments of each other: one paired per-GMAC ratio per round
-        paired = ((np.asarray(rows.loc[A, "round_ms"]) / gmacs_of[A])
-                  / (np.asarray(rows.loc[FLOOR, "round_ms"]) / gmacs_of[FLOOR]))
         retimed[(int(threads), path)] = {
             "rounds ms": list(rows.loc[A, "round_ms"]), "IQR ms": float(rows.loc[A, "iqr_ms"]),
             "fastest round ms": min(rows.loc[A, "round_ms"]), "median ms": float(rows.loc[A, "median_ms"]),
@@ -731,9 +730,9 @@ if torch.cuda.is_available():
 # asleep): FastSal (A)'s fastest round and median over all passes, the features' median, milliseconds per GMAC for
 # both and their ratio from the medians of all passes; the median and quartiles of the per-round paired ratios
 # (below 1: FastSal (A) is cheaper per MAC) and in how many rounds A was no worse; and A's largest output
-# difference from eager PyTorch. Table 4.8c: ONNX Runtime's profiler on FastSal (A) ({glue:text}`prof_threads` threads), milliseconds
-# per run by operator type, as exported and with the PixelShuffles rewritten (each the quietest of three
-# alternating profiles).*
+# difference from eager PyTorch. Table 4.8c: ONNX Runtime's profiler on FastSal (A)
+# ({glue:text}`prof_threads` threads), milliseconds per run by operator type, as exported and with the
+# PixelShuffles rewritten (each the quietest of three alternating profiles).*
 #
 # As exported, ONNX Runtime runs FastSal (A) at {glue:text}`a_over_features_per_gmac_onnxruntime_1:.2f` times the
 # features' time per MAC with one thread and {glue:text}`a_over_features_per_gmac_onnxruntime_2:.2f` times with

@@ -52,6 +52,7 @@ __all__ = [
     "onnx_max_abs_diff",
     "inference_paths",
     "interleaved_latency",
+    "round_ratios",
     "speed_table",
     "INFERENCE_PATHS",
     "ALL_INFERENCE_PATHS",
@@ -945,6 +946,31 @@ def interleaved_latency(
                      "q3_ms": q3, "iqr_ms": q3 - q1, "round_spread": max(medians) / min(medians),
                      "round_ms": medians, "max_abs_diff": diffs[(name, p)]})
     return pd.DataFrame(rows)
+
+
+def round_ratios(timing: "pandas.DataFrame", numerator: Hashable, denominator: Hashable,  # noqa: F821
+                 scale: float = 1.0) -> np.ndarray:
+    """One paired ratio per round of :func:`interleaved_latency`: ``numerator``'s round median over
+    ``denominator``'s, times ``scale``.
+
+    The two were timed within moments of each other in every round, so a slow spell of the machine
+    lands on both and cancels in the ratio. ``scale`` turns the ratio of times into another one, e.g.
+    ``gmacs(denominator) / gmacs(numerator)`` for the ratio of times per MAC.
+
+    Args:
+        timing: rows of :func:`interleaved_latency` for one path (filter a multi-path result first).
+
+    Returns:
+        ``rounds`` floats, in round order.
+    """
+    if timing["path"].nunique() != 1:
+        raise ValueError(f"round_ratios needs the rows of one path, got paths {sorted(timing['path'].unique())}; "
+                         "filter the timing first, e.g. timing[timing.path == 'openvino']")
+    by_model = timing.set_index("model")["round_ms"]
+    missing = [m for m in (numerator, denominator) if m not in by_model.index]
+    if missing:
+        raise KeyError(f"no timing for model(s) {missing}; timed: {list(by_model.index)}")
+    return float(scale) * np.asarray(by_model[numerator], dtype=float) / np.asarray(by_model[denominator], dtype=float)
 
 
 _SPEED_COLUMNS = ("model", "path", "threads", "median_ms", "q1_ms", "q3_ms", "iqr_ms", "images_per_s", "speedup",

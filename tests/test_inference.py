@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -27,6 +29,7 @@ from salbook.inference import (
     onnx_max_abs_diff,
     onnxruntime_op_times,
     prepare_for_inference,
+    round_ratios,
     speed_table,
 )
 
@@ -289,6 +292,18 @@ def test_interleaved_latency_alternates_models_and_ranks_them():
     assert all(len(r) == 3 for r in df.round_ms)
     assert all(large > small for large, small in zip(rows.loc["large", "round_ms"], rows.loc["small", "round_ms"]))
     assert (df.round_spread >= 1).all() and (df.max_abs_diff == 0).all()
+
+
+def test_round_ratios_pairs_the_rounds_and_checks_its_input():
+    timing = pd.DataFrame({"model": ["a", "b", "a", "b"], "path": ["eager", "eager", "onnxruntime", "onnxruntime"],
+                           "round_ms": [[2.0, 6.0, 3.0], [1.0, 4.0, 3.0], [1.0], [1.0]]})
+    eager = timing[timing.path == "eager"]
+    np.testing.assert_allclose(round_ratios(eager, "a", "b"), [2.0, 1.5, 1.0])
+    np.testing.assert_allclose(round_ratios(eager, "b", "a", scale=2.0), [1.0, 4 / 3, 2.0])
+    with pytest.raises(ValueError, match="one path"):
+        round_ratios(timing, "a", "b")
+    with pytest.raises(KeyError, match="'c'"):
+        round_ratios(eager, "a", "c")
 
 
 def test_interleaved_latency_onnx_matches_eager_and_checks_arguments():
